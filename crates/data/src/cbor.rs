@@ -192,8 +192,7 @@ impl<'a> Decoder<'a> {
                 if arg > ((self.buf.len() - self.pos) / 2) as u64 {
                     return Err(self.err(K::LengthTooLarge, start));
                 }
-                let mut entries: Vec<(Cow<'a, str>, Value<'a>)> =
-                    Vec::with_capacity(arg as usize);
+                let mut entries: Vec<(Cow<'a, str>, Value<'a>)> = Vec::with_capacity(arg as usize);
                 for _ in 0..arg {
                     let key_at = self.pos;
                     let key = self.read_str()?;

@@ -119,7 +119,11 @@ pub struct JsonError {
 
 fn jerr(path: &str, reason: impl Into<Cow<'static, str>>) -> JsonError {
     JsonError {
-        path: if path.is_empty() { "/".into() } else { path.into() },
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
         reason: reason.into(),
     }
 }

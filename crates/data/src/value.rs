@@ -165,7 +165,9 @@ impl<'a> From<Map<'a>> for Value<'a> {
 
 /// DAG-CBOR's canonical key order: shorter keys first, then bytewise.
 pub fn canonical_key_cmp(a: &str, b: &str) -> Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 /// A string-keyed map whose entries are always in canonical order with unique keys, so encoding
@@ -178,7 +180,9 @@ pub struct Map<'a> {
 impl<'a> Map<'a> {
     /// An empty map.
     pub fn new() -> Self {
-        Map { entries: Vec::new() }
+        Map {
+            entries: Vec::new(),
+        }
     }
 
     /// Wraps entries already known to be in canonical order with unique keys (the decoder

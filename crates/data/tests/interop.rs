@@ -35,7 +35,11 @@ fn fixtures_round_trip_byte_for_byte() {
 
         let decoded = decode(&cbor).expect("fixture CBOR decodes");
         assert_eq!(decoded, from_json, "CBOR -> value differs for {cid}");
-        assert_eq!(encode_to_vec(&decoded), cbor, "re-encoding differs for {cid}");
+        assert_eq!(
+            encode_to_vec(&decoded),
+            cbor,
+            "re-encoding differs for {cid}"
+        );
 
         let rendered: serde_json::Value =
             serde_json::from_str(&json::to_string(&decoded)).expect("our JSON parses");

@@ -21,19 +21,31 @@ fn rejects_non_canonical_forms() {
     // {"b":1,"a":2}: same length, wrong byte order.
     assert_eq!(kind(&[0xa2, 0x61, b'b', 1, 0x61, b'a', 2]), K::KeyOrder);
     // {"aa":1,"b":2}: longer key first.
-    assert_eq!(kind(&[0xa2, 0x62, b'a', b'a', 1, 0x61, b'b', 2]), K::KeyOrder);
+    assert_eq!(
+        kind(&[0xa2, 0x62, b'a', b'a', 1, 0x61, b'b', 2]),
+        K::KeyOrder
+    );
     // duplicate key
     assert_eq!(kind(&[0xa2, 0x61, b'a', 1, 0x61, b'a', 2]), K::KeyOrder);
     assert_eq!(kind(&[0x01, 0x02]), K::TrailingBytes);
-    assert_eq!(kind(&[0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0]), K::IntegerOutOfRange);
+    assert_eq!(
+        kind(&[0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+        K::IntegerOutOfRange
+    );
     assert_eq!(kind(&[0xd8, 0x2a, 0x41, 0x00]), K::InvalidCid);
 }
 
 #[test]
 fn hostile_lengths_fail_before_allocating() {
     // An array claiming 2^63 items, a byte string claiming 4 GiB, a map claiming 2^32 entries.
-    assert_eq!(kind(&[0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), K::LengthTooLarge);
-    assert_eq!(kind(&[0x5a, 0xff, 0xff, 0xff, 0xff, 0x00]), K::LengthTooLarge);
+    assert_eq!(
+        kind(&[0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        K::LengthTooLarge
+    );
+    assert_eq!(
+        kind(&[0x5a, 0xff, 0xff, 0xff, 0xff, 0x00]),
+        K::LengthTooLarge
+    );
     assert_eq!(kind(&[0xbb, 0, 0, 0, 1, 0, 0, 0, 0]), K::LengthTooLarge);
 }
 
@@ -45,7 +57,21 @@ fn deep_nesting_is_bounded() {
 
 #[test]
 fn integer_extremes_round_trip() {
-    for i in [0, 23, 24, 255, 256, 65535, 65536, i64::MAX, -1, -24, -25, -256, i64::MIN] {
+    for i in [
+        0,
+        23,
+        24,
+        255,
+        256,
+        65535,
+        65536,
+        i64::MAX,
+        -1,
+        -24,
+        -25,
+        -256,
+        i64::MIN,
+    ] {
         let bytes = encode_to_vec(&Value::Integer(i));
         assert_eq!(decode(&bytes).expect("decodes"), Value::Integer(i));
     }
@@ -58,9 +84,8 @@ fn arb_value() -> impl Strategy<Value = Value<'static>> {
         any::<i64>().prop_map(Value::Integer),
         ".{0,40}".prop_map(Value::from),
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::from),
-        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| Value::Link(
-            skystream_data::cid_for(skystream_data::DAG_CBOR, &b)
-        )),
+        proptest::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| Value::Link(skystream_data::cid_for(skystream_data::DAG_CBOR, &b))),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
