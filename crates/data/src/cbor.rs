@@ -81,6 +81,15 @@ impl<'a> Decoder<'a> {
         Ok(v)
     }
 
+    /// Decodes one value that must span the rest of the buffer, by reference.
+    pub fn decode_all_remaining(&mut self) -> Result<Value<'a>, DecodeError> {
+        let v = self.decode_value()?;
+        if !self.is_at_end() {
+            return Err(self.err(K::TrailingBytes, self.pos));
+        }
+        Ok(v)
+    }
+
     /// Decodes the next value and advances past it.
     pub fn decode_value(&mut self) -> Result<Value<'a>, DecodeError> {
         self.value(0)

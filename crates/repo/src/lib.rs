@@ -22,4 +22,6 @@ pub use car::{Block, Car, CarWriter};
 pub use commit::{Commit, UnsignedCommit};
 pub use error::{RepoError, RepoErrorKind};
 pub use mst::{key_height, Mst};
-pub use verify::{verify_commit, CommitOp, OpAction, VerifyOutcome};
+pub use verify::{
+    check_commit_block, check_prev_data, verify_commit, CommitOp, OpAction, VerifyOutcome,
+};

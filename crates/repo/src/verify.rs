@@ -69,6 +69,29 @@ pub fn verify_commit(
     prev_data: Option<&Cid>,
     key: &PublicKey,
 ) -> Result<VerifyOutcome, RepoError> {
+    let commit = check_commit_block(car, commit_cid, did, rev)?;
+    commit.verify_signature(key)?;
+    let prev_data_checked = match prev_data {
+        Some(p) => {
+            check_prev_data(car, &commit, ops, p)?;
+            true
+        }
+        None => false,
+    };
+    Ok(VerifyOutcome {
+        commit,
+        prev_data_checked,
+    })
+}
+
+/// Checks every block's CID and that the CAR's root is a commit for `did` at `rev`; returns
+/// the decoded commit (its signature not yet checked).
+pub fn check_commit_block(
+    car: &Car<'_>,
+    commit_cid: &Cid,
+    did: &str,
+    rev: &str,
+) -> Result<Commit, RepoError> {
     car.verify_cids()?;
     if car.roots().first() != Some(commit_cid) {
         return Err(mismatch("CAR root is not the commit".into()));
@@ -89,14 +112,17 @@ pub fn verify_commit(
             commit.unsigned.rev
         )));
     }
-    commit.verify_signature(key)?;
+    Ok(commit)
+}
 
-    let Some(prev_data) = prev_data else {
-        return Ok(VerifyOutcome {
-            commit,
-            prev_data_checked: false,
-        });
-    };
+/// Undoes `ops` on the commit's tree (using only the CAR's blocks) and checks that the result
+/// is `prev_data`.
+pub fn check_prev_data(
+    car: &Car<'_>,
+    commit: &Commit,
+    ops: &[CommitOp<'_>],
+    prev_data: &Cid,
+) -> Result<(), RepoError> {
     let mut tree = Mst::load(&commit.unsigned.data, car)?;
     for op in ops {
         invert(&mut tree, op, car)?;
@@ -108,10 +134,7 @@ pub fn verify_commit(
             format!("inverted tree root {root} is not prevData {prev_data}"),
         ));
     }
-    Ok(VerifyOutcome {
-        commit,
-        prev_data_checked: true,
-    })
+    Ok(())
 }
 
 fn invert(tree: &mut Mst, op: &CommitOp<'_>, car: &Car<'_>) -> Result<(), RepoError> {
