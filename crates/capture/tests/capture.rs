@@ -236,6 +236,40 @@ fn json_round_trip_through_files() -> TestResult {
     Ok(())
 }
 
+/// The `zstd` command-line tool (when installed) decompresses what the
+/// writer produces, content checksum included.
+#[test]
+fn zstd_cli_reads_written_captures() -> TestResult {
+    let Ok(status) = std::process::Command::new("zstd")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+    else {
+        eprintln!("zstd CLI not installed; skipping");
+        return Ok(());
+    };
+    assert!(status.success());
+    let frames = corpus_frames()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("frames.bin.zst");
+    let mut w = CaptureWriter::create(&path, CaptureFormat::RelayFrames, Compression::Zstd)?;
+    for f in &frames {
+        w.write_frame(f)?;
+    }
+    w.finish()?;
+    let out = std::process::Command::new("zstd")
+        .args(["-q", "-d", "-c", "--"])
+        .arg(&path)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, relay_bytes(&frames));
+    Ok(())
+}
+
 #[test]
 fn in_memory_round_trip_offsets() -> TestResult {
     let frames = vec![frame(10, 1), frame(1, 0), frame(300, 7)];

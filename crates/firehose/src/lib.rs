@@ -5,6 +5,7 @@
 //! from the input, enforcing the protocol's limits ([`Limits`]) and reporting every rejection
 //! as a [`FrameError`] with a countable [`FrameErrorKind`]. It does no I/O and never panics on
 //! input; unknown message types decode to [`Frame::Unknown`] so callers can count and skip them.
+//! [`write`] is the other direction: encoding frames for simulators, fault servers and tests.
 //!
 //! Decoding is hand-written over `skystream-data`'s zero-copy reader because the firehose is the
 //! hot path: at the network's peak a consumer must frame hundreds of thousands of messages a
@@ -12,6 +13,7 @@
 
 mod error;
 mod frame;
+pub mod write;
 
 pub use error::{FrameError, FrameErrorKind};
 pub use frame::{
