@@ -45,7 +45,7 @@ mod writer;
 use std::fmt;
 
 pub use error::{CaptureError, CaptureErrorKind};
-pub use reader::{CaptureReader, OwnedRecord, ReaderOptions, Record, Records};
+pub use reader::{CaptureReader, OwnedRecord, ReaderOptions, Record, Records, MAX_ZSTD_WINDOW_LOG};
 pub use writer::{CaptureWriter, WriterOptions};
 
 /// Default largest relay frame accepted, in bytes (5 MiB), by both

@@ -216,6 +216,10 @@ impl<R: Read> std::fmt::Debug for CaptureReader<R> {
     }
 }
 
+/// Largest zstd window accepted (2^25 = 32 MiB): above every level's default, including
+/// level 19, yet a bound on what a crafted frame header can make the reader allocate.
+pub const MAX_ZSTD_WINDOW_LOG: u32 = 25;
+
 impl CaptureReader<File> {
     /// Opens the capture file at `path` with default options and detects its
     /// compression and format.
@@ -284,7 +288,11 @@ impl<R: Read> CaptureReader<R> {
         let prefixed = Cursor::new(magic[..n].to_vec()).chain(reader);
         let mut source = match compression {
             Compression::None => Decompressed::Plain(prefixed),
-            Compression::Zstd => match zstd::stream::read::Decoder::new(prefixed) {
+            // A zstd frame header chooses the decoder's window size; cap it so a hostile file
+            // cannot make the reader allocate more than MAX_ZSTD_WINDOW_LOG allows.
+            Compression::Zstd => match zstd::stream::read::Decoder::new(prefixed)
+                .and_then(|mut d| d.window_log_max(MAX_ZSTD_WINDOW_LOG).map(|()| d))
+            {
                 Ok(d) => Decompressed::Zstd(Box::new(d)),
                 Err(e) => {
                     return Err(CaptureError::new(

@@ -5,16 +5,13 @@ pub mod inspect;
 
 use std::path::Path;
 
-use anyhow::Context as _;
-use skystream_capture::CaptureReader;
+use skystream_capture::{CaptureErrorKind, CaptureReader};
 
-/// Opens a capture file with an error that says what to do.
+/// Opens a capture file; the error names the file and says what was expected.
 pub fn open_capture(path: &Path) -> anyhow::Result<CaptureReader<std::fs::File>> {
-    CaptureReader::open(path).with_context(|| {
-        format!(
-            "cannot read capture {}: give a file of relay frames ([u32 LE length][frame]…) or \
-             Jetstream JSON lines, optionally zstd-compressed",
-            path.display()
-        )
+    CaptureReader::open(path).map_err(|e| match e.kind() {
+        // I/O errors already name the file.
+        CaptureErrorKind::Io => anyhow::anyhow!("{e}"),
+        _ => anyhow::anyhow!("{}: {e}", path.display()),
     })
 }
