@@ -15,7 +15,10 @@ use skystream_event::{from_frame, FrameOptions};
 use skystream_firehose::{decode_frame, Frame};
 use skystream_identity::MemoryDirectory;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/relay-corpus");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/relay-corpus"
+);
 
 fn measure(name: &str, frames: &[Vec<u8>], budget: Duration, mut f: impl FnMut(&[u8])) {
     let bytes: usize = frames.iter().map(Vec::len).sum();
@@ -40,7 +43,10 @@ fn measure(name: &str, frames: &[Vec<u8>], budget: Duration, mut f: impl FnMut(&
     }
     let fps = frames.len() as f64 / best;
     let mbps = bytes as f64 / best / 1e6;
-    println!("{name:<28} {fps:>12.0} frames/s {mbps:>10.1} MB/s  ({:.2} µs/frame)", best / frames.len() as f64 * 1e6);
+    println!(
+        "{name:<28} {fps:>12.0} frames/s {mbps:>10.1} MB/s  ({:.2} µs/frame)",
+        best / frames.len() as f64 * 1e6
+    );
 }
 
 fn main() {
