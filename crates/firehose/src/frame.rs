@@ -11,6 +11,9 @@ use crate::error::{FrameError, FrameErrorKind as K};
 use crate::Limits;
 
 /// One decoded firehose frame, borrowing from the frame's bytes.
+// Commits are nearly every frame; boxing them would add an allocation per frame to save stack
+// space in the rare others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame<'a> {
     /// `#commit`: a repository changed.
