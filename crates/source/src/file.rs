@@ -1,0 +1,154 @@
+//! Capture files as a source: relay frames or Jetstream lines, as fast as possible or paced by
+//! event time.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use skystream_capture::{CaptureFormat, CaptureReader};
+use skystream_event::{from_frame, jetstream, Event, FrameOptions};
+use skystream_firehose::decode_frame;
+use skystream_pipeline::{Envelope, Raw};
+use tracing::warn;
+
+use crate::{Source, SourceContext, SourceEnd};
+
+/// How fast a capture is replayed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as the pipeline takes events.
+    #[default]
+    Fast,
+    /// Spaced as the events' own times were.
+    Realtime,
+}
+
+/// Replays a capture file.
+#[derive(Debug)]
+pub struct FileSource {
+    path: PathBuf,
+    pace: Pace,
+    keep_raw: bool,
+}
+
+impl FileSource {
+    /// A source reading `path`.
+    pub fn new(path: impl Into<PathBuf>, pace: Pace, keep_raw: bool) -> Self {
+        FileSource {
+            path: path.into(),
+            pace,
+            keep_raw,
+        }
+    }
+}
+
+/// Decodes one capture record into its event (if it carries one).
+fn decode(
+    format: CaptureFormat,
+    data: &[u8],
+    opts: &FrameOptions,
+) -> Result<Option<Event>, String> {
+    match format {
+        CaptureFormat::RelayFrames => {
+            let frame = decode_frame(data).map_err(|e| e.to_string())?;
+            Ok(from_frame(&frame, opts).map_err(|e| e.to_string())?.event)
+        }
+        CaptureFormat::JetstreamJson => {
+            let line = std::str::from_utf8(data).map_err(|e| e.to_string())?;
+            Ok(jetstream::parse_line(line)
+                .map_err(|e| e.to_string())?
+                .event)
+        }
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    fn cursor_key(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
+    async fn run(&mut self, start: Option<u64>, ctx: SourceContext) -> SourceEnd {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Envelope, String>>(1024);
+        let path = self.path.clone();
+        let keep_raw = self.keep_raw;
+        // Reading and decoding are blocking work; keep them off the async workers.
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut r = match CaptureReader::open(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let format = r.format();
+            let opts = FrameOptions::default();
+            loop {
+                let rec = match r.next_record() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let event = match decode(format, rec.data(), &opts) {
+                    Ok(Some(e)) => e,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        metrics::counter!("skystream_decode_errors_total", "reason" => "capture_record").increment(1);
+                        warn!(record = rec.index(), error = %e, "skipping an undecodable capture record");
+                        continue;
+                    }
+                };
+                if start.is_some_and(|s| event.cursor != 0 && event.cursor <= s) {
+                    continue;
+                }
+                let raw = keep_raw.then(|| match format {
+                    CaptureFormat::RelayFrames => Raw::Frame(rec.data().to_vec()),
+                    CaptureFormat::JetstreamJson => {
+                        Raw::JsonLine(String::from_utf8_lossy(rec.data()).into_owned())
+                    }
+                });
+                if tx.blocking_send(Ok(Envelope { event, raw })).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut pacing: Option<(i64, tokio::time::Instant)> = None;
+        let end = loop {
+            let item = tokio::select! {
+                _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
+                item = rx.recv() => item,
+            };
+            let env = match item {
+                None => break SourceEnd::Exhausted,
+                Some(Err(e)) => {
+                    warn!(file = %self.path.display(), error = %e, "capture file ended with an error");
+                    break SourceEnd::Exhausted;
+                }
+                Some(Ok(env)) => env,
+            };
+            if self.pace == Pace::Realtime && env.event.time_us > 0 {
+                let (t0, at0) =
+                    *pacing.get_or_insert((env.event.time_us, tokio::time::Instant::now()));
+                let offset =
+                    Duration::from_micros(env.event.time_us.saturating_sub(t0).max(0) as u64);
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
+                    _ = tokio::time::sleep_until(at0 + offset) => {}
+                }
+            }
+            metrics::counter!("skystream_events_total", "kind" => env.event.kind_name())
+                .increment(1);
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
+                sent = ctx.out.send(env) => if sent.is_err() { break SourceEnd::PipelineClosed },
+            }
+        };
+        drop(rx);
+        let _ = reader.await;
+        end
+    }
+}

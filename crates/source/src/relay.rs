@@ -1,0 +1,295 @@
+//! The relay firehose source: `com.atproto.sync.subscribeRepos`, cursor = `seq`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use skystream_event::verify::check_commit;
+use skystream_event::{from_frame, FrameOptions};
+use skystream_firehose::{decode_frame_with, Frame, Limits};
+use skystream_identity::Directory;
+use skystream_pipeline::{Envelope, Raw};
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::ws::{self, Disconnect, Payload, WatchdogConfig};
+use crate::{Source, SourceContext, SourceEnd};
+
+/// Settings for [`RelaySource`].
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// The full `subscribeRepos` URL (ws:// or wss://), without a query string.
+    pub url: String,
+    /// Watchdog timers.
+    pub watchdog: WatchdogConfig,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// How long to wait for in-flight events to be handled before reconnecting, so the new
+    /// request can carry the newest durable cursor.
+    pub drain_timeout: Duration,
+    /// Failures at the same position before the offending frame is skipped.
+    pub max_frame_failures: u32,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Verify every commit against DID documents from this directory; failures are dropped
+    /// and counted.
+    pub verify: Option<Arc<dyn Directory>>,
+    /// Keep each frame's bytes on its event (for `record`).
+    pub keep_raw: bool,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("url", &self.url)
+            .field("watchdog", &self.watchdog)
+            .field("verify", &self.verify.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelayConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RelayConfig {
+            url: url.into(),
+            watchdog: WatchdogConfig::default(),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(5),
+            max_frame_failures: 3,
+            limits: Limits::default(),
+            verify: None,
+            keep_raw: false,
+        }
+    }
+}
+
+/// Reads a relay's firehose, reconnecting for ever.
+#[derive(Debug)]
+pub struct RelaySource {
+    cfg: RelayConfig,
+}
+
+impl RelaySource {
+    /// A source with these settings.
+    pub fn new(cfg: RelayConfig) -> Self {
+        RelaySource { cfg }
+    }
+}
+
+/// What reading one connection ended with.
+enum Outcome {
+    Reconnect(&'static str, String),
+    Stop(SourceEnd),
+}
+
+/// Waits (bounded) until the pipeline has handled everything sent so far.
+pub(crate) async fn drain(ctx: &SourceContext, sent: Option<u64>, timeout: Duration) {
+    let Some(sent) = sent else { return };
+    let mut committed = ctx.committed.clone();
+    let _ = tokio::time::timeout(
+        timeout,
+        committed.wait_for(|c| c.is_some_and(|c| c >= sent)),
+    )
+    .await;
+}
+
+#[async_trait]
+impl Source for RelaySource {
+    fn cursor_key(&self) -> String {
+        format!("relay:{}", self.cfg.url)
+    }
+
+    async fn run(&mut self, start: Option<u64>, ctx: SourceContext) -> SourceEnd {
+        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
+        // The seq of the last event handed to the pipeline; anything at or below it is a repeat.
+        let mut last_sent = start;
+        // (position, failures there) for frames that would not decode.
+        let mut failures: (Option<u64>, u32) = (None, 0);
+        loop {
+            drain(&ctx, last_sent, self.cfg.drain_timeout).await;
+            let cursor = *ctx.committed.borrow();
+            let url = match cursor {
+                Some(c) => format!("{}?cursor={c}", self.cfg.url),
+                None => self.cfg.url.clone(),
+            };
+            let outcome = match ws::connect(&url, &self.cfg.watchdog).await {
+                Err(e) => Outcome::Reconnect(leak_reason(&e.reason), e.detail),
+                Ok(mut conn) => {
+                    metrics::gauge!("skystream_source_connected").set(1.0);
+                    info!(url = %url, "connected to relay");
+                    let o = self
+                        .read(&mut conn, &ctx, &mut last_sent, &mut failures, &mut backoff)
+                        .await;
+                    metrics::gauge!("skystream_source_connected").set(0.0);
+                    conn.close().await;
+                    o
+                }
+            };
+            match outcome {
+                Outcome::Stop(end) => return end,
+                Outcome::Reconnect(reason, detail) => {
+                    metrics::counter!("skystream_source_reconnects_total", "reason" => reason)
+                        .increment(1);
+                    let delay = backoff.next_delay();
+                    warn!(reason, detail = %detail, cursor = ?*ctx.committed.borrow(),
+                        retry_in_ms = delay.as_millis() as u64, "relay connection lost; reconnecting");
+                    tokio::select! {
+                        _ = ctx.shutdown.cancelled() => return SourceEnd::Shutdown,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reasons are metric labels; keep the few dynamic ones (`http_502`) as static strings.
+fn leak_reason(reason: &str) -> &'static str {
+    match reason {
+        "handshake_timeout" => "handshake_timeout",
+        "connect_failed" => "connect_failed",
+        "bad_url" => "bad_url",
+        r if r.starts_with("http_5") => "http_5xx",
+        r if r.starts_with("http_4") => "http_4xx",
+        _ => "handshake_failed",
+    }
+}
+
+impl RelaySource {
+    async fn read(
+        &self,
+        conn: &mut ws::Conn,
+        ctx: &SourceContext,
+        last_sent: &mut Option<u64>,
+        failures: &mut (Option<u64>, u32),
+        backoff: &mut Backoff,
+    ) -> Outcome {
+        let opts = FrameOptions {
+            check_cids: true,
+            max_record: self.cfg.limits.max_record,
+        };
+        loop {
+            let bytes = match conn.next(&ctx.shutdown).await {
+                Ok(Payload::Binary(b)) => b,
+                Ok(Payload::Text(_)) => {
+                    metrics::counter!("skystream_decode_errors_total", "reason" => "text_message")
+                        .increment(1);
+                    continue;
+                }
+                Err(Disconnect::Shutdown) => return Outcome::Stop(SourceEnd::Shutdown),
+                Err(d) => return Outcome::Reconnect(d.reason(), d.detail()),
+            };
+            let frame = match decode_frame_with(&bytes, &self.cfg.limits) {
+                Ok(f) => f,
+                Err(e) => {
+                    metrics::counter!("skystream_decode_errors_total", "reason" => e.kind.as_str())
+                        .increment(1);
+                    if failures.0 == *last_sent {
+                        failures.1 += 1;
+                    } else {
+                        *failures = (*last_sent, 1);
+                    }
+                    if failures.1 >= self.cfg.max_frame_failures {
+                        metrics::counter!("skystream_frames_skipped_total").increment(1);
+                        warn!(after = ?last_sent, error = %e, "skipping a frame that failed {} times", failures.1);
+                        *failures = (None, 0);
+                        continue;
+                    }
+                    return Outcome::Reconnect("bad_frame", e.to_string());
+                }
+            };
+            match &frame {
+                Frame::Error(m) => {
+                    let reason = match m.error {
+                        "FutureCursor" => "future_cursor",
+                        "ConsumerTooSlow" => "consumer_too_slow",
+                        _ => "error_frame",
+                    };
+                    return Outcome::Reconnect(
+                        reason,
+                        format!("{}: {}", m.error, m.message.unwrap_or("")),
+                    );
+                }
+                Frame::Info(m) => {
+                    warn!(
+                        name = m.name,
+                        message = m.message.unwrap_or(""),
+                        "relay info message"
+                    );
+                    continue;
+                }
+                Frame::Unknown { t, .. } => {
+                    metrics::counter!("skystream_frames_unknown_total", "type" => t.to_string())
+                        .increment(1);
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(seq) = frame.seq().and_then(|s| u64::try_from(s).ok()) else {
+                continue;
+            };
+            if last_sent.is_some_and(|l| seq <= l) {
+                metrics::counter!("skystream_events_repeated_total").increment(1);
+                continue;
+            }
+            if let (Some(dir), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
+                let check = check_commit(msg, dir.as_ref());
+                let failed = check
+                    .signature
+                    .err()
+                    .or(check.prev_data.and_then(Result::err));
+                if let Some(reason) = failed {
+                    metrics::counter!("skystream_commits_rejected_total").increment(1);
+                    warn!(seq, did = msg.repo, reason = %reason, "dropping a commit that failed verification");
+                    *last_sent = Some(seq);
+                    continue;
+                }
+            }
+            if let (Some(dir), Frame::Identity(m)) = (&self.cfg.verify, &frame) {
+                dir.purge(m.did);
+            }
+            let outcome = match from_frame(&frame, &opts) {
+                Ok(o) => o,
+                Err(e) => {
+                    metrics::counter!("skystream_decode_errors_total", "reason" => e.kind.as_str())
+                        .increment(1);
+                    warn!(seq, error = %e, "dropping an invalid frame");
+                    *last_sent = Some(seq);
+                    continue;
+                }
+            };
+            for e in &outcome.op_errors {
+                metrics::counter!("skystream_ops_skipped_total", "reason" => e.kind.as_str())
+                    .increment(1);
+            }
+            let Some(event) = outcome.event else { continue };
+            metrics::counter!("skystream_events_total", "kind" => event.kind_name()).increment(1);
+            if event.time_us > 0 {
+                let lag = now_us().saturating_sub(event.time_us) as f64 / 1e6;
+                metrics::gauge!("skystream_source_lag_seconds").set(lag);
+            }
+            let raw = self.cfg.keep_raw.then(|| Raw::Frame(bytes.to_vec()));
+            let env = Envelope { event, raw };
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return Outcome::Stop(SourceEnd::Shutdown),
+                sent = ctx.out.send(env) => if sent.is_err() {
+                    return Outcome::Stop(SourceEnd::PipelineClosed);
+                }
+            }
+            *last_sent = Some(seq);
+            backoff.reset();
+        }
+    }
+}
+
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
