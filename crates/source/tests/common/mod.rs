@@ -88,6 +88,8 @@ where
 {
     let decided: Arc<Mutex<Option<Answer>>> = Arc::new(Mutex::new(None));
     let d2 = decided.clone();
+    // The signature is tungstenite's callback type; its error is an HTTP response by design.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let attempt = Attempt {
             query: req.uri().query().map(str::to_owned),
