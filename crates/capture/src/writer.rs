@@ -349,6 +349,15 @@ impl<W: Write> CaptureWriter<W> {
         })
     }
 
+    /// The underlying writer (e.g. to `sync_data` the file after [`flush`](Self::flush), so
+    /// everything written so far survives a crash). `None` once finished.
+    pub fn get_ref(&self) -> Option<&W> {
+        match self.sink.as_ref()? {
+            Sink::Plain(w) => Some(w),
+            Sink::Zstd(e) => Some(e.get_ref()),
+        }
+    }
+
     /// Ends the capture (completing the zstd stream), flushes, and returns
     /// the underlying writer. Also finishes a writer that failed earlier, so
     /// the records written before the failure stay readable.

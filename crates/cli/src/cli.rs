@@ -2,6 +2,7 @@
 //! variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -9,12 +10,35 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "skystream", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "SKYSTREAM_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (e.g. `info`, `debug`, `skystream_source=debug`).
+    #[arg(long, global = true, env = "SKYSTREAM_LOG", default_value = "info")]
+    pub log: String,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Subcommands.
+// Parsed once per run; boxing the larger argument sets would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Summarise a capture file: frames by type, operations, collections, decode errors and,
@@ -22,6 +46,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Convert a capture file to another format (Jetstream v1 JSON lines on stdout).
     Convert(ConvertArgs),
+    /// Record a source to a capture file, resuming after stalls and restarts without gaps.
+    Record(RecordArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(MigrateArgs),
 }
 
 /// `skystream inspect`.
@@ -63,4 +91,136 @@ pub struct ConvertArgs {
         default_value = "jetstream"
     )]
     pub to: ConvertTo,
+}
+
+/// How a `file:` source is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PaceArg {
+    /// As fast as the consumers take events.
+    Fast,
+    /// Spaced by the events' own times.
+    Realtime,
+}
+
+/// Flags every long-running command shares.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Where events come from: relay:wss://HOST, jetstream:wss://HOST[,wss://HOST2],
+    /// file:PATH or simulate:RATE.
+    #[arg(long, env = "SKYSTREAM_SOURCE", value_name = "SPEC")]
+    pub source: Option<String>,
+    /// The database: a SQLite file path (default), sqlite::memory:, or postgres://…
+    #[arg(
+        long,
+        env = "SKYSTREAM_DATABASE",
+        default_value = "./skystream.db",
+        value_name = "URL"
+    )]
+    pub database: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "SKYSTREAM_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Replay speed of a file: source.
+    #[arg(long, env = "SKYSTREAM_PACE", value_enum, default_value = "fast")]
+    pub pace: PaceArg,
+    /// Reconnect when a network source sends nothing for this long (0 = never).
+    #[arg(long, env = "SKYSTREAM_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Reconnect when a ping gets no pong within this.
+    #[arg(long, env = "SKYSTREAM_PONG_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub pong_timeout: Duration,
+    /// Longest wait between reconnect attempts (backoff doubles from 1s up to this).
+    #[arg(long, env = "SKYSTREAM_BACKOFF_MAX", default_value = "60s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// How often the durable cursor is saved.
+    #[arg(long, env = "SKYSTREAM_CURSOR_SAVE_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub cursor_save_interval: Duration,
+    /// Zstd dictionary for compressed Jetstream (jetstream: sources).
+    #[arg(long, env = "SKYSTREAM_JETSTREAM_DICTIONARY", value_name = "FILE")]
+    pub jetstream_dictionary: Option<PathBuf>,
+    /// Collections to request from a Jetstream source (repeatable; `prefix.*` allowed).
+    #[arg(
+        long = "wanted-collection",
+        env = "SKYSTREAM_WANTED_COLLECTIONS",
+        value_delimiter = ','
+    )]
+    pub wanted_collections: Vec<String>,
+    /// DIDs to request from a Jetstream source (repeatable).
+    #[arg(
+        long = "wanted-did",
+        env = "SKYSTREAM_WANTED_DIDS",
+        value_delimiter = ','
+    )]
+    pub wanted_dids: Vec<String>,
+}
+
+/// `skystream record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Source, database, metrics and timers.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// The capture file to write (relay frames verbatim, or Jetstream JSON lines). A name
+    /// ending in `.zst` is zstd-compressed. An existing uncompressed file is appended to.
+    #[arg(long, env = "SKYSTREAM_OUT", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Stop after this many events.
+    #[arg(long, env = "SKYSTREAM_MAX_EVENTS")]
+    pub max_events: Option<u64>,
+    /// Stop after this long (e.g. 30s, 5m, 1h).
+    #[arg(long, env = "SKYSTREAM_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// `skystream migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The database: a SQLite file path (default), or postgres://…
+    #[arg(
+        long,
+        env = "SKYSTREAM_DATABASE",
+        default_value = "./skystream.db",
+        value_name = "URL"
+    )]
+    pub database: String,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h`, `1d`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 30s, 5m, 2h)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
 }

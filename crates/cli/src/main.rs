@@ -3,16 +3,32 @@
 
 mod cli;
 mod commands;
+mod ingest;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+fn init_logging(args: &cli::Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => builder.init(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let result = match args.command {
-        cli::Command::Inspect(a) => commands::inspect::run(&a),
-        cli::Command::Convert(a) => commands::convert::run(&a),
+    init_logging(&args);
+    let result = match &args.command {
+        cli::Command::Inspect(a) => commands::inspect::run(a),
+        cli::Command::Convert(a) => commands::convert::run(a),
+        cli::Command::Record(a) => block_on(commands::record::run(a)),
+        cli::Command::Migrate(a) => block_on(commands::migrate::run(a)),
     };
     match result {
         Ok(code) => code,
@@ -21,4 +37,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?
+        .block_on(f)
 }

@@ -1,5 +1,6 @@
 //! The running pipeline: batcher, one task per consumer, and the cursor saver.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,13 @@ impl Default for PipelineConfig {
 #[derive(Clone, Debug)]
 pub struct PipelineInput {
     tx: mpsc::Sender<Envelope>,
+    limit: Option<Arc<Limit>>,
+}
+
+#[derive(Debug)]
+struct Limit {
+    max: u64,
+    taken: AtomicU64,
 }
 
 /// The pipeline has shut down and takes no more events.
@@ -59,7 +67,27 @@ pub struct Closed;
 impl PipelineInput {
     /// Queues an event, waiting while the queue is full (backpressure).
     pub async fn send(&self, env: Envelope) -> Result<(), Closed> {
+        if let Some(limit) = &self.limit {
+            // Position-only events (no account) do not count towards the limit.
+            if env.event.did().is_some() && limit.taken.fetch_add(1, Ordering::SeqCst) >= limit.max
+            {
+                return Err(Closed);
+            }
+        }
         self.tx.send(env).await.map_err(|_| Closed)
+    }
+
+    /// An input that takes at most `max` events (across all its clones) and then reports the
+    /// pipeline closed, so a source stops exactly after the limit and the cursor covers
+    /// exactly what was delivered.
+    pub fn limited(self, max: u64) -> Self {
+        PipelineInput {
+            tx: self.tx,
+            limit: Some(Arc::new(Limit {
+                max,
+                taken: AtomicU64::new(0),
+            })),
+        }
     }
 
     /// Events waiting in the input queue.
@@ -140,7 +168,7 @@ impl Pipeline {
             cfg.save_interval,
         ));
         (
-            PipelineInput { tx },
+            PipelineInput { tx, limit: None },
             PipelineHandle {
                 committed: committed_rx,
                 batcher,

@@ -14,6 +14,7 @@ mod backoff;
 mod file;
 mod jetstream;
 mod relay;
+mod simulate;
 mod spec;
 mod ws;
 
@@ -21,6 +22,7 @@ pub use backoff::Backoff;
 pub use file::{FileSource, Pace};
 pub use jetstream::{JetstreamConfig, JetstreamSource};
 pub use relay::{RelayConfig, RelaySource};
+pub use simulate::SimulateSource;
 pub use spec::{SourceSpec, SpecError};
 pub use ws::WatchdogConfig;
 

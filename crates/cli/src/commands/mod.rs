@@ -2,6 +2,8 @@
 
 pub mod convert;
 pub mod inspect;
+pub mod migrate;
+pub mod record;
 
 use std::path::Path;
 

@@ -1,0 +1,188 @@
+//! Wiring shared by every long-running command: the store, the source, the pipeline, metrics,
+//! signals and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use skystream_pipeline::{
+    Consumer, ConsumerError, CursorSink, Pipeline, PipelineConfig, PipelineSummary,
+};
+use skystream_source::{
+    FileSource, JetstreamConfig, JetstreamSource, Pace, RelayConfig, RelaySource, SimulateSource,
+    Source, SourceContext, SourceEnd, SourceSpec, WatchdogConfig,
+};
+use skystream_store::{CursorStore, Store};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{IngestArgs, PaceArg};
+
+/// How long shutdown may take before the process gives up waiting.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Saves committed cursors in the store's `cursors` table.
+struct StoreSink(Store);
+
+#[async_trait]
+impl CursorSink for StoreSink {
+    async fn save(&self, source: &str, cursor: u64) -> Result<(), ConsumerError> {
+        Ok(self.0.save_cursor(source, cursor).await?)
+    }
+}
+
+/// Starts the Prometheus exporter if asked to.
+pub fn start_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    if let Some(addr) = listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}: is the port free?"))?;
+        info!(%addr, "serving Prometheus metrics at /metrics");
+    }
+    Ok(())
+}
+
+/// Opens the store, with an error that says what to check.
+pub async fn open_store(url: &str) -> anyhow::Result<Store> {
+    Store::open(url)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))
+}
+
+/// Builds the source named by `spec`.
+pub fn build_source(
+    spec: &SourceSpec,
+    args: &IngestArgs,
+    keep_raw: bool,
+) -> anyhow::Result<Box<dyn Source>> {
+    let watchdog = WatchdogConfig {
+        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+        pong_timeout: args.pong_timeout,
+        ..WatchdogConfig::default()
+    };
+    Ok(match spec {
+        SourceSpec::Relay { url } => {
+            let mut c = RelayConfig::new(url.clone());
+            c.watchdog = watchdog;
+            c.backoff_max = args.backoff_max;
+            c.keep_raw = keep_raw;
+            Box::new(RelaySource::new(c))
+        }
+        SourceSpec::Jetstream { urls } => {
+            let mut c = JetstreamConfig::new(urls.clone());
+            c.watchdog = watchdog;
+            c.backoff_max = args.backoff_max;
+            c.keep_raw = keep_raw;
+            c.wanted_collections = args.wanted_collections.clone();
+            c.wanted_dids = args.wanted_dids.clone();
+            if let Some(path) = &args.jetstream_dictionary {
+                c.dictionary = Some(std::fs::read(path).with_context(|| {
+                    format!("cannot read the zstd dictionary {}", path.display())
+                })?);
+            }
+            Box::new(JetstreamSource::new(c))
+        }
+        SourceSpec::File { path } => {
+            if !path.exists() {
+                anyhow::bail!("the capture file {} does not exist", path.display());
+            }
+            let pace = match args.pace {
+                PaceArg::Fast => Pace::Fast,
+                PaceArg::Realtime => Pace::Realtime,
+            };
+            Box::new(FileSource::new(path.clone(), pace, keep_raw))
+        }
+        SourceSpec::Simulate { rate } => Box::new(SimulateSource::new(*rate, keep_raw)),
+    })
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown requested: draining and saving the cursor");
+        token.cancel();
+    });
+}
+
+/// What a run of a source through the pipeline ended with.
+pub struct RunOutcome {
+    pub end: SourceEnd,
+    pub summary: PipelineSummary,
+}
+
+/// Runs `source` into `consumers` until it ends or `stop` is cancelled, then drains and
+/// saves the cursor. `max_events` stops the source after that many events.
+pub async fn run(
+    store: &Store,
+    mut source: Box<dyn Source>,
+    consumers: Vec<Box<dyn Consumer>>,
+    args: &IngestArgs,
+    max_events: Option<u64>,
+    stop: CancellationToken,
+) -> anyhow::Result<RunOutcome> {
+    let key = source.cursor_key();
+    let start = store
+        .load_cursor(&key)
+        .await
+        .with_context(|| format!("cannot read the saved cursor for {key}"))?;
+    match start {
+        Some(c) => info!(source = %key, cursor = c, "resuming from the saved cursor"),
+        None => {
+            info!(source = %key, "no saved cursor: starting from the live tail (or the start of a file)")
+        }
+    }
+    let cfg = PipelineConfig {
+        save_interval: args.cursor_save_interval,
+        ..PipelineConfig::default()
+    };
+    let (input, handle) = Pipeline::start(
+        cfg,
+        key.clone(),
+        start,
+        consumers,
+        Arc::new(StoreSink(store.clone())),
+    );
+    let input = match max_events {
+        Some(n) => input.limited(n),
+        None => input,
+    };
+    let ctx = SourceContext {
+        out: input,
+        committed: handle.committed(),
+        shutdown: stop.clone(),
+    };
+    let end = source.run(start, ctx).await;
+    let summary = match tokio::time::timeout(SHUTDOWN_GRACE, handle.finish()).await {
+        Ok(s) => s,
+        Err(_) => {
+            warn!(
+                "the pipeline did not drain within {:?}; exiting with the last saved cursor",
+                SHUTDOWN_GRACE
+            );
+            anyhow::bail!("shutdown timed out; the saved cursor is still safe to resume from");
+        }
+    };
+    info!(source = %key, events = summary.events, cursor = ?summary.cursor, end = ?end, "stopped");
+    Ok(RunOutcome { end, summary })
+}

@@ -1,0 +1,9 @@
+-- One row per event source (e.g. a relay host): the highest cursor at or before which every
+-- event has been durably handled by every consumer. Restart resumes from it.
+-- cursor: the source's sequence number, 0 ..= i64::MAX.
+-- updated_at: when the row was last written, Unix time in milliseconds.
+CREATE TABLE cursors (
+    source     TEXT    NOT NULL PRIMARY KEY,
+    cursor     INTEGER NOT NULL CHECK (cursor >= 0),
+    updated_at INTEGER NOT NULL
+) STRICT;

@@ -1,0 +1,132 @@
+//! Helpers shared by the integration tests: a private PostgreSQL schema per test, and the rule
+//! for when PostgreSQL is not there (skip locally, fail under `CI=true`).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::NoTls;
+
+/// Where the tests expect PostgreSQL unless `SKYSTREAM_TEST_POSTGRES` says otherwise.
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The PostgreSQL URL for tests.
+pub fn postgres_url() -> String {
+    std::env::var("SKYSTREAM_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config.connect_timeout(Duration::from_secs(5));
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A schema of its own in the test database, dropped (with everything in it) when this is
+/// dropped, even if the test panicked.
+pub struct PgSchema {
+    base_url: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// Creates a fresh schema; `None` (after saying so) when PostgreSQL is unreachable and
+    /// `CI` is not `true`. Under `CI=true` an unreachable PostgreSQL fails the test.
+    pub async fn create() -> Option<PgSchema> {
+        let base_url = postgres_url();
+        let client = match admin(&base_url).await {
+            Ok(client) => client,
+            Err(e) if in_ci() => panic!(
+                "PostgreSQL not reachable at {base_url} and CI=true, so this fails: {}",
+                chain(&e)
+            ),
+            Err(e) => {
+                eprintln!(
+                    "skipping: PostgreSQL not reachable at {base_url} ({}); \
+                     set SKYSTREAM_TEST_POSTGRES to point the tests at one",
+                    chain(&e)
+                );
+                return None;
+            }
+        };
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "skystream_test_{}_{nanos}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        Some(PgSchema { base_url, name })
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The test database's URL with `search_path` set to this schema.
+    pub fn url(&self) -> String {
+        let sep = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{sep}options=-csearch_path%3D{}",
+            self.base_url, self.name
+        )
+    }
+
+    /// A connection of its own to this schema.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        admin(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let url = self.base_url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Drop may run inside the test's runtime (which cannot block) or while unwinding: do
+        // the work on a thread with a runtime of its own.
+        let result = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let client = admin(&url).await.map_err(|e| e.to_string())?;
+                client.batch_execute(&sql).await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = result {
+            eprintln!("could not drop test schema {}: {e}", self.name);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! PostgreSQL-specific behaviour: connection failures (quick, with a useful message and no
+//! password), migrations under concurrency and from a newer skystream, the bare backend handle.
+//! Tests that need a server skip without one, unless `CI=true` (see `common`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use skystream_store::{
+    BackendKind, CursorStore, PostgresStore, Store, StoreErrorKind, LATEST_SCHEMA_VERSION,
+};
+
+use common::PgSchema;
+
+#[tokio::test]
+async fn unreachable_server_is_a_quick_connect_error() {
+    let started = Instant::now();
+    let err = Store::open("postgres://postgres:hunter2@127.0.0.1:1/test")
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), StoreErrorKind::Connect);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("postgres://postgres:***@127.0.0.1:1/test"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("is PostgreSQL running on 127.0.0.1:1?"),
+        "{msg}"
+    );
+    assert!(msg.contains("refused"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    // Accepts TCP connections (the kernel does, from the backlog) and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = Store::open(&format!(
+        "postgres://postgres@127.0.0.1:{port}/test?connect_timeout=1"
+    ))
+    .await
+    .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(err.kind(), StoreErrorKind::Connect);
+    let msg = err.to_string();
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn server_errors_name_the_problem_without_the_running_hint() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    let url = common::postgres_url();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let missing = format!("{base}/skystream_no_such_database");
+    let err = Store::open(&missing).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Connect);
+    let msg = err.to_string();
+    assert!(msg.contains("does not exist"), "{msg}");
+    assert!(!msg.contains("is PostgreSQL running"), "{msg}");
+    drop(pg);
+}
+
+#[tokio::test]
+async fn describe_elides_the_password() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    // Trust authentication ignores the password; the description must not show it.
+    let url = pg.url().replacen("://postgres@", "://postgres:hunter2@", 1);
+    if !url.contains("hunter2") {
+        eprintln!(
+            "skipping: SKYSTREAM_TEST_POSTGRES does not use user postgres without a password"
+        );
+        return;
+    }
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), BackendKind::Postgres);
+    assert!(
+        store.describe().contains("postgres:***@"),
+        "{}",
+        store.describe()
+    );
+    assert!(!store.describe().contains("hunter2"));
+    assert!(!format!("{store:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn schema_migrations_records_each_version() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    let store = Store::open(&pg.url()).await.unwrap();
+    store.save_cursor("relay", 1).await.unwrap();
+    let client = pg.client().await;
+    let rows = client
+        .query(
+            "SELECT version, description, applied_at FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), LATEST_SCHEMA_VERSION as usize);
+    let (version, description, applied_at): (i32, String, i64) =
+        (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+    assert_eq!((version, description.as_str()), (1, "cursors"));
+    assert!(applied_at > 1_700_000_000_000);
+    // The tables are in the test's schema, not in public.
+    let schema: String = client
+        .query_one(
+            "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'cursors' \
+             AND table_schema = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(schema, pg.name());
+    let err = client
+        .execute(
+            "INSERT INTO cursors (source, cursor, updated_at) VALUES ('x', -1, 0)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("check"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_opens_apply_each_migration_once() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = pg.url();
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for open in opens {
+        let store = open.await.unwrap().unwrap();
+        applied.extend(store.opened_with().applied.iter().copied());
+    }
+    applied.sort_unstable();
+    let all: Vec<u32> = (1..=LATEST_SCHEMA_VERSION).collect();
+    assert_eq!(applied, all);
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    Store::open(&pg.url()).await.unwrap();
+    pg.client()
+        .await
+        .batch_execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) \
+             VALUES (999, 'from the future', 0)",
+        )
+        .await
+        .unwrap();
+    let err = Store::open(&pg.url()).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Migration);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("999") && msg.contains("newer skystream"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn backend_handle_without_store() {
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&pg.url()).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 0);
+    let err = store.save_cursor("s", 1).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Query);
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let report = store.migrate().await.unwrap();
+    assert_eq!(
+        (report.from_version, report.to_version),
+        (0, LATEST_SCHEMA_VERSION)
+    );
+    store.save_cursor("s", 1).await.unwrap();
+    assert_eq!(store.load_cursor("s").await.unwrap(), Some(1));
+
+    let err = PostgresStore::connect("./skystream.db").await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Config);
+    assert!(err.to_string().contains("not a PostgreSQL URL"), "{err}");
+}
