@@ -5,11 +5,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use skystream_capture::{CaptureFormat, CaptureReader};
 use skystream_event::{from_frame, jetstream, Event, FrameOptions};
 use skystream_firehose::decode_frame;
 use skystream_pipeline::{Envelope, Raw};
 use tracing::warn;
+
+/// Records decoded together; large enough to spread over every core, small enough to keep
+/// memory flat.
+const CHUNK: usize = 512;
 
 use crate::{Source, SourceContext, SourceEnd};
 
@@ -69,10 +74,11 @@ impl Source for FileSource {
     }
 
     async fn run(&mut self, start: Option<u64>, ctx: SourceContext) -> SourceEnd {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Envelope, String>>(1024);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Envelope>, String>>(8);
         let path = self.path.clone();
         let keep_raw = self.keep_raw;
-        // Reading and decoding are blocking work; keep them off the async workers.
+        // Reading and decoding are blocking work; keep them off the async workers. Records are
+        // read in chunks and each chunk is decoded on every core, in order.
         let reader = tokio::task::spawn_blocking(move || {
             let mut r = match CaptureReader::open(&path) {
                 Ok(r) => r,
@@ -84,67 +90,85 @@ impl Source for FileSource {
             let format = r.format();
             let opts = FrameOptions::default();
             loop {
-                let rec = match r.next_record() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => return,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e.to_string()));
-                        return;
+                let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK);
+                let mut failure = None;
+                while chunk.len() < CHUNK {
+                    match r.next_record() {
+                        Ok(Some(rec)) => chunk.push((rec.index(), rec.data().to_vec())),
+                        Ok(None) => break,
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            break;
+                        }
                     }
-                };
-                let event = match decode(format, rec.data(), &opts) {
-                    Ok(Some(e)) => e,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        metrics::counter!("skystream_decode_errors_total", "reason" => "capture_record").increment(1);
-                        warn!(record = rec.index(), error = %e, "skipping an undecodable capture record");
-                        continue;
-                    }
-                };
-                if start.is_some_and(|s| event.cursor != 0 && event.cursor <= s) {
-                    continue;
                 }
-                let raw = keep_raw.then(|| match format {
-                    CaptureFormat::RelayFrames => Raw::Frame(rec.data().to_vec()),
-                    CaptureFormat::JetstreamJson => {
-                        Raw::JsonLine(String::from_utf8_lossy(rec.data()).into_owned())
-                    }
-                });
-                if tx.blocking_send(Ok(Envelope { event, raw })).is_err() {
+                let done = chunk.len() < CHUNK;
+                let envelopes: Vec<Envelope> = chunk
+                    .into_par_iter()
+                    .filter_map(|(index, data)| {
+                        let event = match decode(format, &data, &opts) {
+                            Ok(Some(e)) => e,
+                            Ok(None) => return None,
+                            Err(e) => {
+                                metrics::counter!("skystream_decode_errors_total", "reason" => "capture_record").increment(1);
+                                warn!(record = index, error = %e, "skipping an undecodable capture record");
+                                return None;
+                            }
+                        };
+                        if start.is_some_and(|s| event.cursor != 0 && event.cursor <= s) {
+                            return None;
+                        }
+                        let raw = keep_raw.then(|| match format {
+                            CaptureFormat::RelayFrames => Raw::Frame(data),
+                            CaptureFormat::JetstreamJson => Raw::JsonLine(String::from_utf8_lossy(&data).into_owned()),
+                        });
+                        Some(Envelope { event, raw })
+                    })
+                    .collect();
+                if !envelopes.is_empty() && tx.blocking_send(Ok(envelopes)).is_err() {
+                    return;
+                }
+                if let Some(e) = failure {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+                if done {
                     return;
                 }
             }
         });
         let mut pacing: Option<(i64, tokio::time::Instant)> = None;
-        let end = loop {
+        let end = 'outer: loop {
             let item = tokio::select! {
                 _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
                 item = rx.recv() => item,
             };
-            let env = match item {
+            let chunk = match item {
                 None => break SourceEnd::Exhausted,
                 Some(Err(e)) => {
                     warn!(file = %self.path.display(), error = %e, "capture file ended with an error");
                     break SourceEnd::Exhausted;
                 }
-                Some(Ok(env)) => env,
+                Some(Ok(chunk)) => chunk,
             };
-            if self.pace == Pace::Realtime && env.event.time_us > 0 {
-                let (t0, at0) =
-                    *pacing.get_or_insert((env.event.time_us, tokio::time::Instant::now()));
-                let offset =
-                    Duration::from_micros(env.event.time_us.saturating_sub(t0).max(0) as u64);
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
-                    _ = tokio::time::sleep_until(at0 + offset) => {}
+            for env in chunk {
+                if self.pace == Pace::Realtime && env.event.time_us > 0 {
+                    let (t0, at0) =
+                        *pacing.get_or_insert((env.event.time_us, tokio::time::Instant::now()));
+                    let offset =
+                        Duration::from_micros(env.event.time_us.saturating_sub(t0).max(0) as u64);
+                    tokio::select! {
+                        _ = ctx.shutdown.cancelled() => break 'outer SourceEnd::Shutdown,
+                        _ = tokio::time::sleep_until(at0 + offset) => {}
+                    }
                 }
-            }
-            metrics::counter!("skystream_events_total", "kind" => env.event.kind_name())
-                .increment(1);
-            tokio::select! {
-                biased;
-                _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
-                sent = ctx.out.send(env) => if sent.is_err() { break SourceEnd::PipelineClosed },
+                metrics::counter!("skystream_events_total", "kind" => env.event.kind_name())
+                    .increment(1);
+                tokio::select! {
+                    biased;
+                    _ = ctx.shutdown.cancelled() => break 'outer SourceEnd::Shutdown,
+                    sent = ctx.out.send(env) => if sent.is_err() { break 'outer SourceEnd::PipelineClosed },
+                }
             }
         };
         drop(rx);

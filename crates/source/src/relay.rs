@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use skystream_event::validate::Validator;
 use skystream_event::verify::check_commit;
 use skystream_event::{from_frame, FrameOptions};
 use skystream_firehose::{decode_frame_with, Frame, Limits};
@@ -36,6 +37,8 @@ pub struct RelayConfig {
     /// Verify every commit against DID documents from this directory; failures are dropped
     /// and counted.
     pub verify: Option<Arc<dyn Directory>>,
+    /// With `verify`: also require `prevData` on every commit (strict Sync 1.1).
+    pub strict: bool,
     /// Keep each frame's bytes on its event (for `record`).
     pub keep_raw: bool,
 }
@@ -62,6 +65,7 @@ impl RelayConfig {
             max_frame_failures: 3,
             limits: Limits::default(),
             verify: None,
+            strict: false,
             keep_raw: false,
         }
     }
@@ -109,6 +113,10 @@ impl Source for RelaySource {
         let mut last_sent = start;
         // (position, failures there) for frames that would not decode.
         let mut failures: (Option<u64>, u32) = (None, 0);
+        // Ordering checks run with verification: a verifying consumer is a validating one.
+        let mut validator = self.cfg.verify.as_ref().map(|_| {
+            Validator::new(self.cfg.strict, 1_000_000).with_last_seq(start.map(|s| s as i64))
+        });
         loop {
             drain(&ctx, last_sent, self.cfg.drain_timeout).await;
             let cursor = *ctx.committed.borrow();
@@ -122,7 +130,14 @@ impl Source for RelaySource {
                     metrics::gauge!("skystream_source_connected").set(1.0);
                     info!(url = %url, "connected to relay");
                     let o = self
-                        .read(&mut conn, &ctx, &mut last_sent, &mut failures, &mut backoff)
+                        .read(
+                            &mut conn,
+                            &ctx,
+                            &mut last_sent,
+                            &mut failures,
+                            &mut backoff,
+                            validator.as_mut(),
+                        )
                         .await;
                     metrics::gauge!("skystream_source_connected").set(0.0);
                     conn.close().await;
@@ -167,6 +182,7 @@ impl RelaySource {
         last_sent: &mut Option<u64>,
         failures: &mut (Option<u64>, u32),
         backoff: &mut Backoff,
+        mut validator: Option<&mut Validator>,
     ) -> Outcome {
         let opts = FrameOptions {
             check_cids: true,
@@ -235,6 +251,18 @@ impl RelaySource {
             if last_sent.is_some_and(|l| seq <= l) {
                 metrics::counter!("skystream_events_repeated_total").increment(1);
                 continue;
+            }
+            if let Some(v) = validator.as_deref_mut() {
+                if let Err(reason) = v.check(&frame) {
+                    metrics::counter!("skystream_frames_dropped_total", "reason" => reason.as_str()).increment(1);
+                    warn!(
+                        seq,
+                        reason = reason.as_str(),
+                        "dropping a frame that fails stream validation"
+                    );
+                    *last_sent = Some(seq);
+                    continue;
+                }
             }
             if let (Some(dir), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
                 let check = check_commit(msg, dir.as_ref());
