@@ -78,6 +78,9 @@ pub struct RepoWriter {
     nodes: HashMap<Cid, Vec<u8>>,
     /// Records ever written, by CID (identical records share a CID, so none is dropped).
     records: HashMap<Cid, Vec<u8>>,
+    /// Node count at the last full rebuild of `nodes`; stale nodes are pruned when the map
+    /// has grown to twice that.
+    live_nodes: usize,
     rev: Option<String>,
     commit: Option<(Cid, Vec<u8>)>,
 }
@@ -104,6 +107,7 @@ impl RepoWriter {
             tree: Mst::new(),
             nodes: HashMap::new(),
             records: HashMap::new(),
+            live_nodes: 0,
             rev: None,
             commit: None,
         }
@@ -176,11 +180,21 @@ impl RepoWriter {
             });
         }
 
-        let mut nodes = HashMap::with_capacity(self.nodes.len() + 4);
-        let data = self.tree.write_blocks(&mut |c, b| {
-            nodes.insert(c, b);
-        });
-        self.nodes = nodes;
+        let mut fresh = Vec::new();
+        let known = &self.nodes;
+        let data = self
+            .tree
+            .write_new_blocks(&|c| known.contains_key(c), &mut |c, b| fresh.push((c, b)));
+        self.nodes.extend(fresh);
+        if self.nodes.len() > 2 * self.live_nodes + 64 {
+            // Replaced nodes linger in the map; rebuild it from the live tree now and then.
+            let mut nodes = HashMap::with_capacity(self.nodes.len());
+            self.tree.write_blocks(&mut |c, b| {
+                nodes.insert(c, b);
+            });
+            self.live_nodes = nodes.len();
+            self.nodes = nodes;
+        }
         self.records.extend(new_records.iter().cloned());
 
         let commit = UnsignedCommit::new(self.did.clone(), data, rev).sign(&self.key);

@@ -180,6 +180,17 @@ impl Mst {
         Ok(out)
     }
 
+    /// Encodes only the nodes that changed since their CIDs were last computed, skipping every
+    /// subtree whose CID `known` recognises; returns the root CID. This makes a commit cost
+    /// proportional to the path it touched, not to the size of the tree.
+    pub fn write_new_blocks(
+        &self,
+        known: &dyn Fn(&Cid) -> bool,
+        sink: &mut dyn FnMut(Cid, Vec<u8>),
+    ) -> Cid {
+        self.root.write_new_blocks(known, sink)
+    }
+
     /// Encodes every loaded node, handing each `(cid, bytes)` to `sink` (children before
     /// parents); returns the root CID. Stubs are assumed stored elsewhere already.
     pub fn write_blocks(&self, sink: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {

@@ -227,6 +227,34 @@ impl Node {
             .get_or_init(|| cid_for(DAG_CBOR, &encode_to_vec(&self.to_value())))
     }
 
+    /// Like [`Node::write_blocks`], but skips any subtree whose CID is already known (its
+    /// cached CID is still valid, so nothing under it changed).
+    pub fn write_new_blocks(
+        &self,
+        known: &dyn Fn(&Cid) -> bool,
+        sink: &mut dyn FnMut(Cid, Vec<u8>),
+    ) -> Cid {
+        if let Some(cid) = self.cid.get() {
+            if known(cid) {
+                return *cid;
+            }
+        }
+        let children = self
+            .left
+            .iter()
+            .chain(self.entries.iter().filter_map(|e| e.right.as_ref()));
+        for c in children {
+            if let Sub::Node(n) = c {
+                n.write_new_blocks(known, sink);
+            }
+        }
+        let bytes = encode_to_vec(&self.to_value());
+        let cid = cid_for(DAG_CBOR, &bytes);
+        let _ = self.cid.set(cid);
+        sink(cid, bytes);
+        cid
+    }
+
     pub fn write_blocks(&self, sink: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
         let children = self
             .left
