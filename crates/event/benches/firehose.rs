@@ -15,6 +15,10 @@ use skystream_event::{from_frame, FrameOptions};
 use skystream_firehose::{decode_frame, Frame};
 use skystream_identity::MemoryDirectory;
 
+// The same allocator as the binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/relay-corpus"

@@ -16,6 +16,10 @@ use skystream_pipeline::{
 use skystream_source::{FileSource, Pace, Source, SourceContext};
 use tokio_util::sync::CancellationToken;
 
+// The same allocator as the binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/relay-corpus"
