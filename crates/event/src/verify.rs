@@ -1,8 +1,9 @@
 //! Checking one firehose commit against a directory of DID documents, with each check's
 //! outcome kept apart so reports can say which one failed.
 
+use skystream_crypto::PublicKey;
 use skystream_firehose::CommitMsg;
-use skystream_identity::Directory;
+use skystream_identity::{DidDocument, Directory};
 use skystream_repo::{check_commit_block, check_prev_data, Car, CommitOp};
 
 /// The outcome of each check on one commit.
@@ -17,6 +18,28 @@ pub struct CommitCheck {
 
 /// Runs every check on `msg`, looking the author's key up in `dir`.
 pub fn check_commit(msg: &CommitMsg<'_>, dir: &dyn Directory) -> CommitCheck {
+    match dir.lookup(msg.repo) {
+        Some(doc) => check_commit_with_doc(msg, &doc),
+        None => CommitCheck {
+            signature: Err(format!("no DID document for {}", msg.repo)),
+            prev_data: None,
+        },
+    }
+}
+
+/// Runs every check on `msg` against the author's DID document.
+pub fn check_commit_with_doc(msg: &CommitMsg<'_>, doc: &DidDocument) -> CommitCheck {
+    match doc.signing_key() {
+        Ok(key) => check_commit_with_key(msg, &key),
+        Err(e) => CommitCheck {
+            signature: Err(e.to_string()),
+            prev_data: None,
+        },
+    }
+}
+
+/// Runs every check on `msg` against the author's signing key.
+pub fn check_commit_with_key(msg: &CommitMsg<'_>, key: &PublicKey) -> CommitCheck {
     let failed = |e: String| CommitCheck {
         signature: Err(e),
         prev_data: None,
@@ -29,14 +52,7 @@ pub fn check_commit(msg: &CommitMsg<'_>, dir: &dyn Directory) -> CommitCheck {
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
-    let Some(doc) = dir.lookup(msg.repo) else {
-        return failed(format!("no DID document for {}", msg.repo));
-    };
-    let key = match doc.signing_key() {
-        Ok(k) => k,
-        Err(e) => return failed(e.to_string()),
-    };
-    if let Err(e) = commit.verify_signature(&key) {
+    if let Err(e) = commit.verify_signature(key) {
         return failed(e.to_string());
     }
     let prev_data = msg.prev_data.as_ref().map(|prev| {
