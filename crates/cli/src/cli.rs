@@ -135,6 +135,25 @@ pub struct IngestArgs {
     /// How often the durable cursor is saved.
     #[arg(long, env = "SKYSTREAM_CURSOR_SAVE_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub cursor_save_interval: Duration,
+    /// Verify relay commits (block CIDs, signature, prevData inversion) and stream order (seq,
+    /// per-repo rev, inactive accounts); failures are dropped and counted.
+    #[arg(long, env = "SKYSTREAM_VERIFY")]
+    pub verify: bool,
+    /// With --verify, require prevData on every commit (strict Sync 1.1).
+    #[arg(long, env = "SKYSTREAM_STRICT_SYNC")]
+    pub strict_sync: bool,
+    /// With --verify: DID documents from this file (a JSON object DID -> document) instead of
+    /// resolving them over the network.
+    #[arg(long, env = "SKYSTREAM_DID_DOCS", value_name = "FILE")]
+    pub did_docs: Option<PathBuf>,
+    /// With --verify: the PLC directory that resolves did:plc.
+    #[arg(
+        long,
+        env = "SKYSTREAM_PLC_URL",
+        default_value = "https://plc.directory",
+        value_name = "URL"
+    )]
+    pub plc_url: String,
     /// Zstd dictionary for compressed Jetstream (jetstream: sources).
     #[arg(long, env = "SKYSTREAM_JETSTREAM_DICTIONARY", value_name = "FILE")]
     pub jetstream_dictionary: Option<PathBuf>,

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use skystream_identity::{
+    CachingResolver, HttpResolver, HttpResolverConfig, MemoryDirectory, Resolver,
+};
 use skystream_pipeline::{
     Consumer, ConsumerError, CursorSink, Pipeline, PipelineConfig, PipelineSummary,
 };
@@ -68,6 +71,10 @@ pub fn build_source(
             c.watchdog = watchdog;
             c.backoff_max = args.backoff_max;
             c.keep_raw = keep_raw;
+            c.strict = args.strict_sync;
+            if args.verify {
+                c.verify = Some(resolver(args)?);
+            }
             Box::new(RelaySource::new(c))
         }
         SourceSpec::Jetstream { urls } => {
@@ -96,6 +103,27 @@ pub fn build_source(
         }
         SourceSpec::Simulate { rate } => Box::new(SimulateSource::new(*rate, keep_raw)),
     })
+}
+
+/// The DID resolver for `--verify`: a fixed file, or PLC and did:web over HTTPS with a cache.
+fn resolver(args: &IngestArgs) -> anyhow::Result<Arc<dyn Resolver>> {
+    if let Some(path) = &args.did_docs {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read DID documents from {}", path.display()))?;
+        let dir = MemoryDirectory::from_json_map(&text).with_context(|| {
+            format!(
+                "{} is not a JSON object mapping DIDs to documents",
+                path.display()
+            )
+        })?;
+        return Ok(Arc::new(dir));
+    }
+    let http = HttpResolver::with_config(HttpResolverConfig {
+        plc_url: args.plc_url.clone(),
+        ..HttpResolverConfig::default()
+    })
+    .context("cannot set up DID resolution")?;
+    Ok(Arc::new(CachingResolver::new(http)))
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use skystream_event::validate::Validator;
-use skystream_event::verify::check_commit;
+use skystream_event::verify::{check_commit_with_doc, CommitCheck};
 use skystream_event::{from_frame, FrameOptions};
 use skystream_firehose::{decode_frame_with, Frame, Limits};
-use skystream_identity::Directory;
+use skystream_identity::Resolver;
 use skystream_pipeline::{Envelope, Raw};
 use tracing::{info, warn};
 
@@ -34,9 +34,9 @@ pub struct RelayConfig {
     pub max_frame_failures: u32,
     /// Protocol limits.
     pub limits: Limits,
-    /// Verify every commit against DID documents from this directory; failures are dropped
-    /// and counted.
-    pub verify: Option<Arc<dyn Directory>>,
+    /// Verify every commit against DID documents from this resolver (cached: an `#identity`
+    /// event purges that DID); failures are dropped and counted.
+    pub verify: Option<Arc<dyn Resolver>>,
     /// With `verify`: also require `prevData` on every commit (strict Sync 1.1).
     pub strict: bool,
     /// Keep each frame's bytes on its event (for `record`).
@@ -264,21 +264,16 @@ impl RelaySource {
                     continue;
                 }
             }
-            if let (Some(dir), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
-                let check = check_commit(msg, dir.as_ref());
-                let failed = check
-                    .signature
-                    .err()
-                    .or(check.prev_data.and_then(Result::err));
-                if let Some(reason) = failed {
+            if let (Some(resolver), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
+                if let Err(reason) = verify_commit(resolver.as_ref(), msg).await {
                     metrics::counter!("skystream_commits_rejected_total").increment(1);
                     warn!(seq, did = msg.repo, reason = %reason, "dropping a commit that failed verification");
                     *last_sent = Some(seq);
                     continue;
                 }
             }
-            if let (Some(dir), Frame::Identity(m)) = (&self.cfg.verify, &frame) {
-                dir.purge(m.did);
+            if let (Some(resolver), Frame::Identity(m)) = (&self.cfg.verify, &frame) {
+                resolver.purge(m.did);
             }
             let outcome = match from_frame(&frame, &opts) {
                 Ok(o) => o,
@@ -313,6 +308,35 @@ impl RelaySource {
             backoff.reset();
         }
     }
+}
+
+/// Checks a commit against its author's current document; on a signature failure the
+/// document is fetched afresh once, since keys rotate.
+async fn verify_commit(
+    resolver: &dyn Resolver,
+    msg: &skystream_firehose::CommitMsg<'_>,
+) -> Result<(), String> {
+    let outcome = |check: CommitCheck| -> Result<(), String> {
+        check.signature?;
+        check.prev_data.unwrap_or(Ok(()))
+    };
+    let doc = resolver
+        .resolve(msg.repo)
+        .await
+        .map_err(|e| e.to_string())?;
+    let first = check_commit_with_doc(msg, &doc);
+    if first.signature.is_ok() {
+        return outcome(first);
+    }
+    resolver.purge(msg.repo);
+    let fresh = resolver
+        .resolve(msg.repo)
+        .await
+        .map_err(|e| e.to_string())?;
+    if fresh.verification_method == doc.verification_method {
+        return outcome(first);
+    }
+    outcome(check_commit_with_doc(msg, &fresh))
 }
 
 pub(crate) fn now_us() -> i64 {
