@@ -21,6 +21,10 @@ pub enum StoreErrorKind {
     Query,
     /// A cursor above `i64::MAX`, the largest a 64-bit signed SQL integer holds.
     CursorOutOfRange,
+    /// A value given to the store that it refuses on every backend, before touching the
+    /// database: a feed score that is not a finite number (NaN would have no place in a
+    /// ranking), a `min_likes` above `i64::MAX`.
+    InvalidValue,
 }
 
 impl StoreErrorKind {
@@ -32,6 +36,7 @@ impl StoreErrorKind {
             Self::Migration => "migration",
             Self::Query => "query",
             Self::CursorOutOfRange => "cursor_out_of_range",
+            Self::InvalidValue => "invalid_value",
         }
     }
 }
@@ -75,6 +80,10 @@ impl StoreError {
 
     pub(crate) fn query(message: impl Into<String>) -> Self {
         Self::new(StoreErrorKind::Query, message)
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::InvalidValue, message)
     }
 
     /// What kind of failure this is.
@@ -139,6 +148,7 @@ mod tests {
             StoreErrorKind::CursorOutOfRange.as_str(),
             "cursor_out_of_range"
         );
+        assert_eq!(StoreErrorKind::InvalidValue.as_str(), "invalid_value");
     }
 
     #[test]

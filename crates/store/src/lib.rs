@@ -1,14 +1,17 @@
 //! skystream's persistent state. This crate owns the database: its schema, the migrations that
 //! create and evolve it (run at every start, and by `skystream migrate`), and what is kept in
-//! it: today the `cursors` table, one row per event source holding the highest cursor at or
+//! it: the `cursors` table, one row per event source holding the highest cursor at or
 //! before which every event has been durably handled by every consumer, saved about once a
-//! second and at shutdown, and read at start to resume; later the feed tables and backfill
-//! state. There are two backends. SQLite, through `rusqlite` with SQLite compiled in, is the
+//! second and at shutdown, and read at start to resume; and the feed generator's data
+//! ([`FeedStore`]): the posts the feeds hold, in insertion order, with their memberships and
+//! scores, like and repost counts, hidden accounts, ranking snapshots and interactions, written
+//! by the indexer in batches of [`FeedWrite`]s (one transaction each) and paged by the HTTP
+//! server; later backfill state. There are two backends. SQLite, through `rusqlite` with SQLite compiled in, is the
 //! default: one file, nothing to run, fast enough for one machine
 //! ([`SqliteStore`]). PostgreSQL, through `tokio-postgres` and a connection pool, is for when
 //! one machine is not enough ([`PostgresStore`]). [`MemoryStore`] is a third, in-process
 //! implementation for tests. Every other crate talks to the store through traits
-//! ([`CursorStore`] today), held as a [`Store`], which [`Store::open`] builds from a URL
+//! ([`CursorStore`], [`FeedStore`]), held as a [`Store`], which [`Store::open`] builds from a URL
 //! (`./skystream.db`, `sqlite:PATH`, `:memory:`, `postgres://…`; see [`StoreUrl`]). Database
 //! work never blocks the async runtime: SQLite calls run on tokio's blocking pool, PostgreSQL
 //! is asynchronous. Failures are [`StoreError`]s with a [`StoreErrorKind`].
@@ -36,6 +39,7 @@
 //! ```
 
 mod error;
+mod feed;
 mod memory;
 mod migrations;
 mod postgres;
@@ -48,12 +52,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 pub use error::{StoreError, StoreErrorKind};
+pub use feed::{AccountStatus, FeedItem, FeedStore, FeedWrite, Membership, PostRow};
 pub use memory::MemoryStore;
 pub use migrations::{
     Migration, MigrationReport, LATEST_SCHEMA_VERSION, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
 };
 pub use postgres::{PostgresStore, DEFAULT_CONNECT_TIMEOUT};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, SQLITE_READERS};
 pub use store::Store;
 pub use url::{BackendKind, StoreUrl};
 
@@ -127,6 +132,8 @@ mod tests {
         assert_send_sync_clone::<StoreUrl>();
         assert_send_sync_clone::<StoreError>();
         let _: &dyn CursorStore = &MemoryStore::new();
+        let _: &dyn FeedStore = &MemoryStore::new();
+        let _: &dyn FeedStore = &Store::memory();
     }
 
     fn assert_send<T: Send>(_: T) {}
@@ -139,6 +146,8 @@ mod tests {
         let store = Store::memory();
         assert_send(store.migrate());
         assert_send(store.schema_version());
+        assert_send(store.apply(Vec::new()));
+        assert_send(store.chronological_page("f", None, 30));
     }
 
     #[test]

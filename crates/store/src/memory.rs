@@ -6,14 +6,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 
 use crate::error::{cursor_to_sql, StoreError};
+use crate::feed::memory::FeedState;
 use crate::{now_unix_ms, CursorRow, CursorStore};
 
-/// A store that keeps everything in a map in the process: nothing survives it, nothing can fail
-/// but the range check. Behaves like the SQL backends otherwise (the same test suite runs on
-/// all three). Clones share the same map.
+/// A store that keeps everything in maps in the process: nothing survives it, nothing can fail
+/// but the range and value checks. Behaves like the SQL backends otherwise (the same test
+/// suites run on all three), cursors and feed data alike. Clones share the same maps.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     cursors: Arc<Mutex<BTreeMap<String, CursorRow>>>,
+    feeds: Arc<Mutex<FeedState>>,
 }
 
 impl MemoryStore {
@@ -26,6 +28,12 @@ impl MemoryStore {
         // Every critical section is a single map operation, so a panic cannot leave the map
         // half-updated; carry on after one.
         self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The feed tables, locked. A batch is checked before its first change and none of the
+    /// changes can fail, so a poisoned lock (a panic elsewhere) leaves consistent state.
+    pub(crate) fn feed_state(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -19,24 +19,38 @@ pub struct Migration {
 }
 
 /// The SQLite schema.
-pub const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "cursors",
-    sql: include_str!("../migrations/sqlite/0001_cursors.sql"),
-}];
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "cursors",
+        sql: include_str!("../migrations/sqlite/0001_cursors.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "feeds",
+        sql: include_str!("../migrations/sqlite/0002_feeds.sql"),
+    },
+];
 
 /// The PostgreSQL schema: the same versions and tables as [`SQLITE_MIGRATIONS`], in
 /// PostgreSQL's dialect.
-pub const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "cursors",
-    sql: include_str!("../migrations/postgres/0001_cursors.sql"),
-}];
+pub const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "cursors",
+        sql: include_str!("../migrations/postgres/0001_cursors.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "feeds",
+        sql: include_str!("../migrations/postgres/0002_feeds.sql"),
+    },
+];
 
 /// The schema version this build of skystream writes and expects. A database at a higher
 /// version was migrated by a newer skystream and is refused with a
 /// [`Migration`](crate::StoreErrorKind::Migration) error rather than used half-understood.
-pub const LATEST_SCHEMA_VERSION: u32 = 1;
+pub const LATEST_SCHEMA_VERSION: u32 = 2;
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

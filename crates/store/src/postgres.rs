@@ -47,7 +47,10 @@ const LIST_CURSORS: &str =
 /// skystream's state in a PostgreSQL database, through a pool of up to 8 connections.
 ///
 /// `tokio-postgres` without TLS (the server is expected on the same host or a private network)
-/// behind a `deadpool-postgres` pool. Tables go in the first schema of the session's
+/// behind a `deadpool-postgres` pool: reads take any free connection, and each
+/// [`FeedStore::apply`](crate::FeedStore::apply) batch is one transaction on one, its
+/// statements pipelined (sent together, one round trip per batch), and retried whole if the
+/// server aborts it for a deadlock with another writer. Tables go in the first schema of the session's
 /// `search_path`, so a deployment (or a test) can keep to a schema of its own with
 /// `?options=-csearch_path%3DNAME` in the URL. Durability is the server's: with the default
 /// `synchronous_commit=on`, a saved cursor is on disk when `save_cursor` returns.
@@ -208,7 +211,7 @@ impl PostgresStore {
 
     /// A pooled connection, or a [`Connect`](crate::StoreErrorKind::Connect) error that says
     /// where the server was expected.
-    async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
             let (cause, reachable) = match &e {
                 PoolError::Backend(e) => (chain(e), e.as_db_error().is_some()),
@@ -236,7 +239,7 @@ impl PostgresStore {
         })
     }
 
-    fn query_error(&self, what: &str, e: &tokio_postgres::Error) -> StoreError {
+    pub(crate) fn query_error(&self, what: &str, e: &tokio_postgres::Error) -> StoreError {
         StoreError::query(format!("{what} failed on {}: {}", self.describe, chain(e)))
     }
 }

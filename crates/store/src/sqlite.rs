@@ -1,6 +1,6 @@
 //! The SQLite backend: the embedded default. See [`SqliteStore`] for the connection layout
-//! and the durability settings. The seam for the batching writer and reader pool a later issue
-//! adds is `SqliteStore::blocking`.
+//! and the durability settings. Everything runs through `SqliteStore::blocking`, on the writer
+//! or on a connection of the reader pool; the feed queries are in `feed::sqlite`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::Semaphore;
 
 use crate::error::{cursor_from_sql, cursor_to_sql, StoreError};
 use crate::migrations::{
@@ -19,6 +20,10 @@ use crate::{now_unix_ms, CursorRow, CursorStore};
 /// How long a statement waits for another connection's (or process's) lock before failing
 /// with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections of a database file: feed pages are served by up to this many at once,
+/// while the writer commits.
+pub const SQLITE_READERS: usize = 4;
 
 const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version     INTEGER NOT NULL PRIMARY KEY,
@@ -34,10 +39,13 @@ const LIST_CURSORS: &str = "SELECT source, cursor, updated_at FROM cursors ORDER
 /// skystream's state in a SQLite database: a file (WAL mode, so it comes with `-wal` and
 /// `-shm` files beside it) or a private in-memory database.
 ///
-/// One writer connection and one reader connection, each behind a mutex and used only from
-/// `tokio::task::spawn_blocking`, so a slow disk never stalls the async runtime; WAL lets the
-/// reader run while the writer commits. Another process may open the same file: locks wait up
-/// to 5 s (`busy_timeout`).
+/// One writer connection and a pool of [`SQLITE_READERS`] query-only reader connections, used
+/// only from `tokio::task::spawn_blocking`, so a slow disk never stalls the async runtime. WAL
+/// lets the readers run while the writer commits, so feed pages never wait on the indexer;
+/// every write (a cursor save, a [`FeedStore::apply`](crate::FeedStore::apply) batch, which is
+/// one `BEGIN IMMEDIATE` transaction) goes through the one writer, in turn. A read waits
+/// (asynchronously, holding no thread) for a free reader. Another process may open the same
+/// file: locks wait up to 5 s (`busy_timeout`).
 ///
 /// **Durability:** `journal_mode=WAL` with `synchronous=NORMAL`. A committed transaction is in
 /// the WAL file before the call returns, so it survives the process being killed (`kill -9`, a
@@ -47,7 +55,7 @@ const LIST_CURSORS: &str = "SELECT source, cursor, updated_at FROM cursors ORDER
 /// safe: WAL loses only a suffix of commits, so the saved cursor can only go *back* to an
 /// earlier saved value, and the events after it are delivered again (at least once), never
 /// skipped; feed data in the same database rolls back together with it. An fsync a second
-/// would cost little today, but the feed tables to come commit far more often on the same
+/// would cost little for cursors, but the feed tables commit far more often on the same
 /// connection and setting.
 ///
 /// [`open`](Self::open) connects without touching the schema; call
@@ -61,36 +69,47 @@ pub struct SqliteStore {
 struct Inner {
     writer: Mutex<Connection>,
     /// `None` for `:memory:`, where every connection would see its own empty database.
-    reader: Option<Mutex<Connection>>,
+    readers: Option<Readers>,
     path: Option<PathBuf>,
     describe: String,
 }
 
+/// The reader pool: a permit per idle connection, so waiting for one takes no thread.
+struct Readers {
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Connection>>,
+}
+
 #[derive(Clone, Copy)]
-enum Role {
+pub(crate) enum Role {
     Read,
     Write,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`: sets WAL mode,
-    /// `synchronous=NORMAL`, a 5 s busy timeout and foreign keys, and opens a second,
-    /// query-only connection for reads. The directory must exist.
+    /// `synchronous=NORMAL`, a 5 s busy timeout and foreign keys, and opens
+    /// [`SQLITE_READERS`] more, query-only connections for reads. The directory must exist.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let describe = format!("sqlite:{}", path.display());
         let task_describe = describe.clone();
         let task_path = path.clone();
-        let (writer, reader) = unblock(&describe, move || {
+        let (writer, readers) = unblock(&describe, move || {
             let writer = open_writer(Some(&task_path), &task_describe)?;
-            let reader = open_reader(&task_path, &task_describe)?;
-            Ok((writer, reader))
+            let readers = (0..SQLITE_READERS)
+                .map(|_| open_reader(&task_path, &task_describe))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((writer, readers))
         })
         .await?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
-                reader: Some(Mutex::new(reader)),
+                readers: Some(Readers {
+                    permits: Arc::new(Semaphore::new(readers.len())),
+                    idle: Mutex::new(readers),
+                }),
                 path: Some(path),
                 describe,
             }),
@@ -106,7 +125,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
-                reader: None,
+                readers: None,
                 path: None,
                 describe,
             }),
@@ -138,25 +157,74 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs `f` on a connection on the blocking thread pool. Reads go to the reader connection
-    /// (the writer in memory), writes to the writer.
-    async fn blocking<T, F>(&self, role: Role, f: F) -> Result<T, StoreError>
+    /// Runs `f` on a connection on the blocking thread pool. Reads go to a free connection of
+    /// the reader pool (waiting for one without holding a thread; the writer in memory),
+    /// writes to the writer.
+    pub(crate) async fn blocking<T, F>(&self, role: Role, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let permit = match (role, &self.inner.readers) {
+            (Role::Read, Some(readers)) => Some(
+                Arc::clone(&readers.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| {
+                        StoreError::query(format!(
+                            "{}: the reader pool is closed",
+                            self.inner.describe
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
         unblock(&self.inner.describe, move || {
-            let conn = match role {
-                Role::Read => inner.reader.as_ref().unwrap_or(&inner.writer),
-                Role::Write => &inner.writer,
+            // A permit guarantees an idle reader (it is released after the reader is back).
+            let mut reader = match (&permit, &inner.readers) {
+                (Some(_), Some(readers)) => Some(PooledReader {
+                    conn: readers
+                        .idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .pop(),
+                    readers,
+                }),
+                _ => None,
             };
-            // A panic inside `f` unwinds through rusqlite's `Transaction`, which rolls back on
-            // drop, so the connection is fine to use after a poisoning.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn, &inner.describe)
+            let result = match reader.as_mut().and_then(|r| r.conn.as_mut()) {
+                Some(conn) => f(conn, &inner.describe),
+                None => {
+                    // A panic inside `f` unwinds through rusqlite's `Transaction`, which rolls
+                    // back on drop, so the connection is fine to use after a poisoning.
+                    let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                    f(&mut conn, &inner.describe)
+                }
+            };
+            drop(reader);
+            drop(permit);
+            result
         })
         .await
+    }
+}
+
+/// A reader taken from the pool; goes back on drop (also when `f` panics).
+struct PooledReader<'a> {
+    conn: Option<Connection>,
+    readers: &'a Readers,
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
     }
 }
 
@@ -371,6 +439,6 @@ fn open_error(db: &str, step: &str, e: rusqlite::Error) -> StoreError {
     ))
 }
 
-fn query_error(db: &str, what: &str, e: rusqlite::Error) -> StoreError {
+pub(crate) fn query_error(db: &str, what: &str, e: rusqlite::Error) -> StoreError {
     StoreError::query(format!("{what} failed on {db}: {e}"))
 }

@@ -1,10 +1,12 @@
 //! [`Store`]: the handle the rest of skystream holds, whatever the backend.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::feed::{FeedItem, FeedStore, FeedWrite, PostRow};
 use crate::migrations::{MigrationReport, LATEST_SCHEMA_VERSION};
 use crate::url::{BackendKind, StoreUrl, Target};
 use crate::{CursorRow, CursorStore, MemoryStore, PostgresStore, SqliteStore, StoreError};
@@ -12,7 +14,7 @@ use crate::{CursorRow, CursorStore, MemoryStore, PostgresStore, SqliteStore, Sto
 /// An open, migrated store: SQLite, PostgreSQL or memory, picked by URL.
 ///
 /// Cheap to clone (clones share the connections); `Send + Sync`, so one handle serves every
-/// task. It implements [`CursorStore`], and later issues add the feed and backfill traits to it.
+/// task. It implements [`CursorStore`] and [`FeedStore`] (later issues add backfill).
 ///
 /// ```
 /// use skystream_store::{CursorStore, Store};
@@ -124,6 +126,14 @@ impl Store {
             Backend::Postgres(p) => p,
         }
     }
+
+    fn feeds(&self) -> &dyn FeedStore {
+        match &self.backend {
+            Backend::Memory(m) => m,
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(p) => p,
+        }
+    }
 }
 
 impl Backend {
@@ -168,5 +178,83 @@ impl CursorStore for Store {
 
     async fn list_cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
         self.cursors().list_cursors().await
+    }
+}
+
+#[async_trait]
+impl FeedStore for Store {
+    async fn apply(&self, writes: Vec<FeedWrite>) -> Result<(), StoreError> {
+        self.feeds().apply(writes).await
+    }
+
+    async fn chronological_page(
+        &self,
+        feed: &str,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FeedItem>, StoreError> {
+        self.feeds()
+            .chronological_page(feed, before_seq, limit)
+            .await
+    }
+
+    async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {
+        self.feeds().ranked_top(feed, max).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        id: &str,
+        feed: &str,
+        uris: &[String],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.feeds().save_snapshot(id, feed, uris, at_ms).await
+    }
+
+    async fn snapshot_slice(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.feeds().snapshot_slice(id, offset, limit).await
+    }
+
+    async fn expire_snapshots(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        self.feeds().expire_snapshots(older_than_ms).await
+    }
+
+    async fn live_posts(&self, uris: &[String]) -> Result<HashSet<String>, StoreError> {
+        self.feeds().live_posts(uris).await
+    }
+
+    async fn post(&self, uri: &str) -> Result<Option<(PostRow, u64, u64)>, StoreError> {
+        self.feeds().post(uri).await
+    }
+
+    async fn recent_posts(
+        &self,
+        feed: &str,
+        since_ms: i64,
+        max: usize,
+    ) -> Result<Vec<FeedItem>, StoreError> {
+        self.feeds().recent_posts(feed, since_ms, max).await
+    }
+
+    async fn prune(&self, feed: &str, older_than_ms: i64) -> Result<u64, StoreError> {
+        self.feeds().prune(feed, older_than_ms).await
+    }
+
+    async fn feed_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.feeds().feed_counts().await
+    }
+
+    async fn interaction_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.feeds().interaction_counts().await
+    }
+
+    async fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.feeds().size_bytes().await
     }
 }

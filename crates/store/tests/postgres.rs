@@ -206,3 +206,61 @@ async fn backend_handle_without_store() {
     assert_eq!(err.kind(), StoreErrorKind::Config);
     assert!(err.to_string().contains("not a PostgreSQL URL"), "{err}");
 }
+
+/// Two writers whose batches lock the same two posts in opposite orders deadlock now and then;
+/// the server aborts one transaction, and `apply` runs it again, so every like counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlocked_batches_are_retried() {
+    use skystream_store::{FeedStore, FeedWrite, Membership, PostRow};
+
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
+    // Detect deadlocks after 20 ms instead of 1 s (a superuser setting; else the default).
+    let fast = format!("{}%20-cdeadlock_timeout%3D20ms", pg.url());
+    let store = match Store::open(&fast).await {
+        Ok(store) => store,
+        Err(_) => Store::open(&pg.url()).await.unwrap(),
+    };
+    let post = |n: u32| format!("at://did:plc:a/app.bsky.feed.post/{n}");
+    let upsert = |n: u32| FeedWrite::UpsertPost {
+        post: PostRow {
+            uri: post(n),
+            author: "did:plc:a".into(),
+            ..PostRow::default()
+        },
+        feeds: vec![Membership {
+            feed: "all".into(),
+            score: 0.0,
+            min_likes: 0,
+        }],
+    };
+    store.apply(vec![upsert(1), upsert(2)]).await.unwrap();
+    const ROUNDS: u32 = 30;
+    let tasks: Vec<_> = [(1, 2), (2, 1)]
+        .into_iter()
+        .enumerate()
+        .map(|(t, (first, second))| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..ROUNDS {
+                    let like = |n: u32, subject: u32| FeedWrite::AddLike {
+                        uri: format!("at://did:plc:liker{t}/app.bsky.feed.like/{i}-{n}"),
+                        subject: post(subject),
+                    };
+                    store
+                        .apply(vec![like(0, first), like(1, second)])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for n in [1, 2] {
+        let (_, likes, _) = store.post(&post(n)).await.unwrap().unwrap();
+        assert_eq!(likes, u64::from(2 * ROUNDS), "post {n}");
+    }
+}

@@ -7,8 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use std::time::{Duration, Instant};
+
 use skystream_store::{
-    BackendKind, CursorStore, SqliteStore, Store, StoreErrorKind, LATEST_SCHEMA_VERSION,
+    BackendKind, CursorStore, FeedStore, FeedWrite, Membership, PostRow, SqliteStore, Store,
+    StoreErrorKind, LATEST_SCHEMA_VERSION, SQLITE_READERS,
 };
 
 #[tokio::test]
@@ -194,6 +197,117 @@ async fn newer_schema_is_refused() {
         msg.contains("999") && msg.contains("newer skystream"),
         "{msg}"
     );
+}
+
+fn feed_post(n: u32) -> FeedWrite {
+    FeedWrite::UpsertPost {
+        post: PostRow {
+            uri: format!("at://did:plc:a/app.bsky.feed.post/{n}"),
+            author: "did:plc:a".into(),
+            indexed_at_ms: i64::from(n),
+            ..PostRow::default()
+        },
+        feeds: vec![Membership {
+            feed: "all".into(),
+            score: 0.0,
+            min_likes: 0,
+        }],
+    }
+}
+
+/// WAL and the reader pool: while the write lock is held (here by another connection, and the
+/// store's own batch waits behind it), pages are served at once, from the last commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readers.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    store.apply(vec![feed_post(1), feed_post(2)]).await.unwrap();
+
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    other
+        .execute(
+            "INSERT INTO cursors (source, cursor, updated_at) VALUES ('x', 1, 0)",
+            [],
+        )
+        .unwrap();
+    // The store's writer now waits for the lock (up to its 5 s busy timeout).
+    let blocked = tokio::spawn({
+        let store = store.clone();
+        async move { store.apply(vec![feed_post(3)]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!blocked.is_finished());
+
+    let started = Instant::now();
+    let reads: Vec<_> = (0..3 * SQLITE_READERS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.chronological_page("all", None, 10).await })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().len(), 2);
+    }
+    assert_eq!(store.load_cursor("x").await.unwrap(), None);
+    assert!(store.size_bytes().await.unwrap() > 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "reads took {:?}",
+        started.elapsed()
+    );
+    assert!(!blocked.is_finished());
+
+    other.execute_batch("COMMIT").unwrap();
+    blocked.await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .chronological_page("all", None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.load_cursor("x").await.unwrap(), Some(1));
+}
+
+/// Version 2 adds the feed tables; their rules hold for other writers too.
+#[tokio::test]
+async fn feed_tables_have_their_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feeds.db");
+    Store::open(path.to_str().unwrap()).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let description: String = conn
+        .query_row(
+            "SELECT description FROM schema_migrations WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(description, "feeds");
+    for (sql, expect) in [
+        (
+            "INSERT INTO feed_items (feed, post_seq, score, min_likes, indexed_at) \
+             VALUES ('f', 12345, 0.0, 0, 0)",
+            "FOREIGN KEY",
+        ),
+        (
+            "INSERT INTO accounts (did, status, updated_at) VALUES ('d', 'active', 0)",
+            "CHECK",
+        ),
+        (
+            "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, langs, text, \
+             hashtags, mentions, labels, like_count) \
+             VALUES ('u', 'c', 'a', 'r', 0, 0, '[]', '', '[]', '[]', '[]', -1)",
+            "CHECK",
+        ),
+    ] {
+        let err = conn.execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains(expect), "{sql}: {err}");
+    }
 }
 
 const CHILD_DB: &str = "SKYSTREAM_STORE_TEST_CHILD_DB";

@@ -9,61 +9,9 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use skystream_store::{
-    BackendKind, CursorStore, MemoryStore, Store, StoreErrorKind, LATEST_SCHEMA_VERSION,
-};
+use skystream_store::{BackendKind, CursorStore, Store, StoreErrorKind, LATEST_SCHEMA_VERSION};
 
-use common::PgSchema;
-
-/// A store under test and what it takes to reopen and clean it up.
-struct Fixture {
-    // Dropped first: the store's connections go before the schema or directory they use.
-    store: Store,
-    /// The URL to open the same database again; `None` for memory.
-    url: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-    _pg: Option<PgSchema>,
-}
-
-#[derive(Clone, Copy)]
-enum Under {
-    Memory,
-    Sqlite,
-    Postgres,
-}
-
-impl Fixture {
-    async fn new(under: Under) -> Option<Fixture> {
-        match under {
-            Under::Memory => Some(Fixture {
-                store: Store::from(MemoryStore::new()),
-                url: None,
-                _dir: None,
-                _pg: None,
-            }),
-            Under::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite:{}", dir.path().join("skystream.db").display());
-                Some(Fixture {
-                    store: Store::open(&url).await.unwrap(),
-                    url: Some(url),
-                    _dir: Some(dir),
-                    _pg: None,
-                })
-            }
-            Under::Postgres => {
-                let pg = PgSchema::create().await?;
-                let url = pg.url();
-                Some(Fixture {
-                    store: Store::open(&url).await.unwrap(),
-                    url: Some(url),
-                    _dir: None,
-                    _pg: Some(pg),
-                })
-            }
-        }
-    }
-}
+use common::{Fixture, Under};
 
 /// The behaviours, each a function of a fresh fixture.
 mod behaviour {

@@ -1,11 +1,13 @@
-//! Helpers shared by the integration tests: a private PostgreSQL schema per test, and the rule
-//! for when PostgreSQL is not there (skip locally, fail under `CI=true`).
+//! Helpers shared by the integration tests: a store under test on each backend ([`Fixture`]), a
+//! private PostgreSQL schema per test, and the rule for when PostgreSQL is not there (skip
+//! locally, fail under `CI=true`).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use skystream_store::{MemoryStore, Store};
 use tokio_postgres::NoTls;
 
 /// Where the tests expect PostgreSQL unless `SKYSTREAM_TEST_POSTGRES` says otherwise.
@@ -127,6 +129,56 @@ impl Drop for PgSchema {
         .join();
         if let Ok(Err(e)) = result {
             eprintln!("could not drop test schema {}: {e}", self.name);
+        }
+    }
+}
+
+/// A store under test and what it takes to reopen and clean it up.
+pub struct Fixture {
+    // Dropped first: the store's connections go before the schema or directory they use.
+    pub store: Store,
+    /// The URL to open the same database again; `None` for memory.
+    pub url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgSchema>,
+}
+
+#[derive(Clone, Copy)]
+pub enum Under {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+impl Fixture {
+    pub async fn new(under: Under) -> Option<Fixture> {
+        match under {
+            Under::Memory => Some(Fixture {
+                store: Store::from(MemoryStore::new()),
+                url: None,
+                _dir: None,
+                _pg: None,
+            }),
+            Under::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite:{}", dir.path().join("skystream.db").display());
+                Some(Fixture {
+                    store: Store::open(&url).await.unwrap(),
+                    url: Some(url),
+                    _dir: Some(dir),
+                    _pg: None,
+                })
+            }
+            Under::Postgres => {
+                let pg = PgSchema::create().await?;
+                let url = pg.url();
+                Some(Fixture {
+                    store: Store::open(&url).await.unwrap(),
+                    url: Some(url),
+                    _dir: None,
+                    _pg: Some(pg),
+                })
+            }
         }
     }
 }

@@ -1,0 +1,568 @@
+//! [`FeedStore`] for [`SqliteStore`]: batches are one `BEGIN IMMEDIATE` transaction on the
+//! writer; pages and lookups run on the reader pool. Arrays are JSON text.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use super::{
+    clean_arg, from_sql_count, min_likes_to_sql, prepare, record_uri_range, to_sql_count,
+    AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
+};
+use crate::sqlite::{query_error, Role};
+use crate::{now_unix_ms, SqliteStore, StoreError};
+
+const UPSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, \
+        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+    ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, author = excluded.author, \
+        rkey = excluded.rkey, created_at = excluded.created_at, langs = excluded.langs, \
+        text = excluded.text, reply_parent = excluded.reply_parent, \
+        reply_root = excluded.reply_root, embed_kind = excluded.embed_kind, \
+        hashtags = excluded.hashtags, mentions = excluded.mentions, labels = excluded.labels \
+    RETURNING seq, indexed_at";
+const CLEAR_MEMBERSHIPS: &str = "DELETE FROM feed_items WHERE post_seq = ?1";
+const ADD_MEMBERSHIP: &str = "INSERT INTO feed_items (feed, post_seq, score, min_likes, \
+        indexed_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+    ON CONFLICT (feed, post_seq) DO UPDATE SET score = excluded.score, \
+        min_likes = excluded.min_likes";
+const DELETE_POST: &str = "DELETE FROM posts WHERE uri = ?1";
+const DELETE_AUTHOR_POSTS: &str = "DELETE FROM posts WHERE author = ?1";
+const SET_SCORE: &str = "UPDATE feed_items SET score = ?1 \
+    WHERE feed = ?2 AND post_seq = (SELECT seq FROM posts WHERE uri = ?3)";
+const ACTIVATE: &str = "DELETE FROM accounts WHERE did = ?1";
+const HIDE: &str = "INSERT INTO accounts (did, status, updated_at) VALUES (?1, ?2, ?3) \
+    ON CONFLICT (did) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at";
+const ADD_INTERACTION: &str = "INSERT INTO interactions \
+    (feed, requester, item, event, feed_context, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The statements of one engagement table (likes or reposts).
+struct Engagement {
+    /// Inserts a record of a kept post; returns its post's seq only if it was new.
+    add: &'static str,
+    remove: &'static str,
+    remove_range: &'static str,
+    increment: &'static str,
+    decrement: &'static str,
+}
+
+const LIKES: Engagement = Engagement {
+    add: "INSERT INTO likes (uri, post_seq) SELECT ?1, seq FROM posts WHERE uri = ?2 \
+        ON CONFLICT (uri) DO NOTHING RETURNING post_seq",
+    remove: "DELETE FROM likes WHERE uri = ?1 RETURNING post_seq",
+    remove_range: "DELETE FROM likes WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
+    increment: "UPDATE posts SET like_count = like_count + 1 WHERE seq = ?1",
+    decrement: "UPDATE posts SET like_count = like_count - ?2 WHERE seq = ?1",
+};
+
+const REPOSTS: Engagement = Engagement {
+    add: "INSERT INTO reposts (uri, post_seq) SELECT ?1, seq FROM posts WHERE uri = ?2 \
+        ON CONFLICT (uri) DO NOTHING RETURNING post_seq",
+    remove: "DELETE FROM reposts WHERE uri = ?1 RETURNING post_seq",
+    remove_range: "DELETE FROM reposts WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
+    increment: "UPDATE posts SET repost_count = repost_count + 1 WHERE seq = ?1",
+    decrement: "UPDATE posts SET repost_count = repost_count - ?2 WHERE seq = ?1",
+};
+
+// CROSS JOIN makes SQLite walk feed_items first, in index order, whatever its statistics say.
+const CHRONOLOGICAL: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, \
+        p.repost_count, fi.indexed_at \
+    FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
+    WHERE fi.feed = ?1 AND fi.post_seq < ?2 AND p.like_count >= fi.min_likes \
+        AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
+    ORDER BY fi.post_seq DESC LIMIT ?3";
+const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
+        fi.indexed_at \
+    FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
+    WHERE fi.feed = ?1 AND p.like_count >= fi.min_likes \
+        AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
+    ORDER BY fi.score DESC, fi.post_seq DESC LIMIT ?2";
+const RECENT: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
+        fi.indexed_at \
+    FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
+    WHERE fi.feed = ?1 AND fi.indexed_at >= ?2 \
+    ORDER BY fi.indexed_at DESC, fi.post_seq DESC LIMIT ?3";
+const LIVE_POSTS: &str = "SELECT p.uri FROM posts AS p \
+    WHERE p.uri IN (SELECT value FROM json_each(?1)) \
+        AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author)";
+const POST: &str = "SELECT uri, cid, author, rkey, created_at, indexed_at, langs, text, \
+        reply_parent, reply_root, embed_kind, hashtags, mentions, labels, like_count, \
+        repost_count \
+    FROM posts WHERE uri = ?1";
+const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (id, feed, uris, created_at) \
+    VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET feed = excluded.feed, \
+        uris = excluded.uris, created_at = excluded.created_at";
+const LOAD_SNAPSHOT: &str = "SELECT uris FROM snapshots WHERE id = ?1";
+const EXPIRE_SNAPSHOTS: &str = "DELETE FROM snapshots WHERE created_at < ?1";
+const PRUNE_MEMBERSHIPS: &str =
+    "DELETE FROM feed_items WHERE feed = ?1 AND indexed_at < ?2 RETURNING post_seq";
+const DELETE_IF_ORPHAN: &str = "DELETE FROM posts WHERE seq = ?1 \
+    AND NOT EXISTS (SELECT 1 FROM feed_items WHERE post_seq = ?1)";
+const PRUNE_INTERACTIONS: &str =
+    "DELETE FROM interactions WHERE (feed = ?1 OR feed IS NULL) AND at < ?2";
+const FEED_COUNTS: &str = "SELECT feed, COUNT(*) FROM feed_items GROUP BY feed ORDER BY feed";
+const INTERACTION_COUNTS: &str = "SELECT COALESCE(feed, '') AS f, COUNT(*) FROM interactions \
+    GROUP BY f ORDER BY f";
+const SIZE: &str = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
+
+#[async_trait]
+impl FeedStore for SqliteStore {
+    async fn apply(&self, writes: Vec<FeedWrite>) -> Result<(), StoreError> {
+        let writes = prepare(writes)?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let now = now_unix_ms();
+        self.blocking(Role::Write, move |conn, db| {
+            let total = writes.len();
+            let fail =
+                |step: &str, e| query_error(db, &format!("applying feed writes ({step})"), e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| fail("starting the transaction", e))?;
+            for (i, write) in writes.iter().enumerate() {
+                apply_one(&tx, write, now).map_err(|e| {
+                    fail(
+                        &format!("write {} of {total}, {}", i + 1, write.kind_str()),
+                        e,
+                    )
+                })?;
+            }
+            tx.commit().map_err(|e| fail("committing", e))
+        })
+        .await
+    }
+
+    async fn chronological_page(
+        &self,
+        feed: &str,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FeedItem>, StoreError> {
+        let feed = clean_arg(feed).into_owned();
+        let before = before_seq.unwrap_or(i64::MAX);
+        let limit = to_sql_count(limit);
+        self.blocking(Role::Read, move |conn, db| {
+            items(conn, CHRONOLOGICAL, params![feed, before, limit])
+                .map_err(|e| query_error(db, "reading a chronological page", e))
+        })
+        .await
+    }
+
+    async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {
+        let feed = clean_arg(feed).into_owned();
+        let max = to_sql_count(max);
+        self.blocking(Role::Read, move |conn, db| {
+            items(conn, RANKED, params![feed, max])
+                .map_err(|e| query_error(db, "reading a ranking", e))
+        })
+        .await
+    }
+
+    async fn save_snapshot(
+        &self,
+        id: &str,
+        feed: &str,
+        uris: &[String],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let id = clean_arg(id).into_owned();
+        let feed = clean_arg(feed).into_owned();
+        let uris: Vec<String> = uris.iter().map(|u| clean_arg(u).into_owned()).collect();
+        let uris = to_json(&uris);
+        self.blocking(Role::Write, move |conn, db| {
+            conn.prepare_cached(SAVE_SNAPSHOT)
+                .and_then(|mut stmt| stmt.execute(params![id, feed, uris, at_ms]))
+                .map_err(|e| query_error(db, "saving a ranking snapshot", e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot_slice(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let id = clean_arg(id).into_owned();
+        self.blocking(Role::Read, move |conn, db| {
+            let uris: Option<String> = conn
+                .prepare_cached(LOAD_SNAPSHOT)
+                .and_then(|mut stmt| stmt.query_row([&id], |row| row.get(0)).optional())
+                .map_err(|e| query_error(db, "reading a ranking snapshot", e))?;
+            let Some(uris) = uris else {
+                return Ok(None);
+            };
+            let uris = from_json(&uris)
+                .map_err(|e| query_error(db, "reading ranking snapshot uris", e))?;
+            Ok(Some(uris.into_iter().skip(offset).take(limit).collect()))
+        })
+        .await
+    }
+
+    async fn expire_snapshots(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        self.blocking(Role::Write, move |conn, db| {
+            let n = conn
+                .prepare_cached(EXPIRE_SNAPSHOTS)
+                .and_then(|mut stmt| stmt.execute([older_than_ms]))
+                .map_err(|e| query_error(db, "expiring ranking snapshots", e))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn live_posts(&self, uris: &[String]) -> Result<HashSet<String>, StoreError> {
+        if uris.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let uris: Vec<String> = uris.iter().map(|u| clean_arg(u).into_owned()).collect();
+        let uris = to_json(&uris);
+        self.blocking(Role::Read, move |conn, db| {
+            conn.prepare_cached(LIVE_POSTS)
+                .and_then(|mut stmt| stmt.query_map([&uris], |row| row.get(0))?.collect())
+                .map_err(|e| query_error(db, "checking which posts are live", e))
+        })
+        .await
+    }
+
+    async fn post(&self, uri: &str) -> Result<Option<(PostRow, u64, u64)>, StoreError> {
+        let uri = clean_arg(uri).into_owned();
+        self.blocking(Role::Read, move |conn, db| {
+            conn.prepare_cached(POST)
+                .and_then(|mut stmt| stmt.query_row([&uri], post_from_row).optional())
+                .map_err(|e| query_error(db, "reading a post", e))
+        })
+        .await
+    }
+
+    async fn recent_posts(
+        &self,
+        feed: &str,
+        since_ms: i64,
+        max: usize,
+    ) -> Result<Vec<FeedItem>, StoreError> {
+        let feed = clean_arg(feed).into_owned();
+        let max = to_sql_count(max);
+        self.blocking(Role::Read, move |conn, db| {
+            items(conn, RECENT, params![feed, since_ms, max])
+                .map_err(|e| query_error(db, "reading recent posts", e))
+        })
+        .await
+    }
+
+    async fn prune(&self, feed: &str, older_than_ms: i64) -> Result<u64, StoreError> {
+        let feed = clean_arg(feed).into_owned();
+        self.blocking(Role::Write, move |conn, db| {
+            let fail = |e| query_error(db, "pruning a feed", e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            let removed = prune(&tx, &feed, older_than_ms).map_err(fail)?;
+            tx.commit().map_err(fail)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn feed_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.blocking(Role::Read, |conn, db| {
+            counts(conn, FEED_COUNTS).map_err(|e| query_error(db, "counting feed items", e))
+        })
+        .await
+    }
+
+    async fn interaction_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.blocking(Role::Read, |conn, db| {
+            counts(conn, INTERACTION_COUNTS)
+                .map_err(|e| query_error(db, "counting interactions", e))
+        })
+        .await
+    }
+
+    async fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.blocking(Role::Read, |conn, db| {
+            let bytes: i64 = conn
+                .query_row(SIZE, [], |row| row.get(0))
+                .map_err(|e| query_error(db, "reading the database size", e))?;
+            Ok(from_sql_count(bytes))
+        })
+        .await
+    }
+}
+
+fn apply_one(tx: &Transaction<'_>, write: &FeedWrite, now: i64) -> rusqlite::Result<()> {
+    match write {
+        FeedWrite::UpsertPost { post, feeds } => {
+            if feeds.is_empty() {
+                tx.prepare_cached(DELETE_POST)?.execute([&post.uri])?;
+                return Ok(());
+            }
+            let (seq, indexed_at): (i64, i64) = tx.prepare_cached(UPSERT_POST)?.query_row(
+                params![
+                    post.uri,
+                    post.cid,
+                    post.author,
+                    post.rkey,
+                    post.created_at_ms,
+                    post.indexed_at_ms,
+                    to_json(&post.langs),
+                    post.text,
+                    post.reply_parent,
+                    post.reply_root,
+                    post.embed_kind,
+                    to_json(&post.hashtags),
+                    to_json(&post.mentions),
+                    to_json(&post.labels),
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            tx.prepare_cached(CLEAR_MEMBERSHIPS)?.execute([seq])?;
+            let mut add = tx.prepare_cached(ADD_MEMBERSHIP)?;
+            for m in feeds {
+                add.execute(params![
+                    m.feed,
+                    seq,
+                    m.score,
+                    min_likes_to_sql(m.min_likes),
+                    indexed_at
+                ])?;
+            }
+        }
+        FeedWrite::DeletePost { uri } => {
+            tx.prepare_cached(DELETE_POST)?.execute([uri])?;
+        }
+        FeedWrite::AddLike { uri, subject } => add_engagement(tx, &LIKES, uri, subject)?,
+        FeedWrite::RemoveLike { uri } => remove_engagement(tx, &LIKES, uri)?,
+        FeedWrite::AddRepost { uri, subject } => add_engagement(tx, &REPOSTS, uri, subject)?,
+        FeedWrite::RemoveRepost { uri } => remove_engagement(tx, &REPOSTS, uri)?,
+        FeedWrite::SetAccountStatus { did, status } => match status {
+            AccountStatus::Active => {
+                tx.prepare_cached(ACTIVATE)?.execute([did])?;
+            }
+            AccountStatus::Deactivated | AccountStatus::Removed => {
+                tx.prepare_cached(HIDE)?
+                    .execute(params![did, status.as_str(), now])?;
+                if *status == AccountStatus::Removed {
+                    tx.prepare_cached(DELETE_AUTHOR_POSTS)?.execute([did])?;
+                    let (lo, hi) = record_uri_range(did);
+                    for kind in [&LIKES, &REPOSTS] {
+                        let seqs: Vec<i64> = tx
+                            .prepare_cached(kind.remove_range)?
+                            .query_map([&lo, &hi], |row| row.get(0))?
+                            .collect::<Result<_, _>>()?;
+                        decrement(tx, kind, seqs)?;
+                    }
+                }
+            }
+        },
+        FeedWrite::SetScore { feed, uri, score } => {
+            tx.prepare_cached(SET_SCORE)?
+                .execute(params![score, feed, uri])?;
+        }
+        FeedWrite::Interaction {
+            feed,
+            requester,
+            item,
+            event,
+            feed_context,
+            at_ms,
+        } => {
+            tx.prepare_cached(ADD_INTERACTION)?.execute(params![
+                feed,
+                requester,
+                item,
+                event,
+                feed_context,
+                at_ms
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn add_engagement(
+    tx: &Transaction<'_>,
+    kind: &Engagement,
+    uri: &str,
+    subject: &str,
+) -> rusqlite::Result<()> {
+    let seq: Option<i64> = tx
+        .prepare_cached(kind.add)?
+        .query_row([uri, subject], |row| row.get(0))
+        .optional()?;
+    if let Some(seq) = seq {
+        tx.prepare_cached(kind.increment)?.execute([seq])?;
+    }
+    Ok(())
+}
+
+fn remove_engagement(tx: &Transaction<'_>, kind: &Engagement, uri: &str) -> rusqlite::Result<()> {
+    let seq: Option<i64> = tx
+        .prepare_cached(kind.remove)?
+        .query_row([uri], |row| row.get(0))
+        .optional()?;
+    decrement(tx, kind, seq)
+}
+
+/// Takes one off the count of each seq, once per occurrence.
+fn decrement(
+    tx: &Transaction<'_>,
+    kind: &Engagement,
+    seqs: impl IntoIterator<Item = i64>,
+) -> rusqlite::Result<()> {
+    let mut per_post = std::collections::BTreeMap::<i64, i64>::new();
+    for seq in seqs {
+        *per_post.entry(seq).or_default() += 1;
+    }
+    let mut stmt = tx.prepare_cached(kind.decrement)?;
+    for (seq, n) in per_post {
+        stmt.execute([seq, n])?;
+    }
+    Ok(())
+}
+
+fn prune(tx: &Transaction<'_>, feed: &str, older_than_ms: i64) -> rusqlite::Result<u64> {
+    let seqs: Vec<i64> = tx
+        .prepare_cached(PRUNE_MEMBERSHIPS)?
+        .query_map(params![feed, older_than_ms], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut orphan = tx.prepare_cached(DELETE_IF_ORPHAN)?;
+    for &seq in &seqs {
+        orphan.execute([seq])?;
+    }
+    tx.prepare_cached(PRUNE_INTERACTIONS)?
+        .execute(params![feed, older_than_ms])?;
+    Ok(seqs.len() as u64)
+}
+
+fn items(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<FeedItem>> {
+    conn.prepare_cached(sql)?
+        .query_map(params, |row| {
+            Ok(FeedItem {
+                seq: row.get(0)?,
+                uri: row.get(1)?,
+                score: row.get(2)?,
+                likes: from_sql_count(row.get(3)?),
+                reposts: from_sql_count(row.get(4)?),
+                indexed_at_ms: row.get(5)?,
+            })
+        })?
+        .collect()
+}
+
+fn counts(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, u64)>> {
+    conn.prepare_cached(sql)?
+        .query_map([], |row| Ok((row.get(0)?, from_sql_count(row.get(1)?))))?
+        .collect()
+}
+
+fn post_from_row(row: &Row<'_>) -> rusqlite::Result<(PostRow, u64, u64)> {
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let text: String = row.get(i)?;
+        from_json(&text)
+    };
+    let post = PostRow {
+        uri: row.get(0)?,
+        cid: row.get(1)?,
+        author: row.get(2)?,
+        rkey: row.get(3)?,
+        created_at_ms: row.get(4)?,
+        indexed_at_ms: row.get(5)?,
+        langs: list(6)?,
+        text: row.get(7)?,
+        reply_parent: row.get(8)?,
+        reply_root: row.get(9)?,
+        embed_kind: row.get(10)?,
+        hashtags: list(11)?,
+        mentions: list(12)?,
+        labels: list(13)?,
+    };
+    Ok((
+        post,
+        from_sql_count(row.get(14)?),
+        from_sql_count(row.get(15)?),
+    ))
+}
+
+/// A list of strings as JSON text (serializing strings cannot fail).
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn from_json(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::migrations::SQLITE_MIGRATIONS;
+
+    /// `EXPLAIN QUERY PLAN`, one detail line per step.
+    fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn feed_queries_walk_indexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for m in SQLITE_MIGRATIONS {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        let ordered = [
+            (CHRONOLOGICAL, "PRIMARY KEY", params!["f", 10, 30].to_vec()),
+            (RANKED, "feed_items_score", params!["f", 30].to_vec()),
+        ];
+        for (sql, index, params) in ordered {
+            let steps = plan(&conn, sql, params.as_slice());
+            let all = steps.join(" | ");
+            // feed_items is searched by feed, in the order wanted: no sort, no full scan.
+            assert!(
+                steps[0].starts_with("SEARCH fi USING") && steps[0].contains(index),
+                "{all}"
+            );
+            assert!(!all.contains("TEMP B-TREE"), "{all}");
+            assert!(all.contains("SEARCH p USING INTEGER PRIMARY KEY"), "{all}");
+            assert!(all.contains("SEARCH a USING"), "{all}");
+        }
+        let all = plan(&conn, RECENT, params!["f", 0, 10]).join(" | ");
+        assert!(
+            all.starts_with("SEARCH fi USING INDEX feed_items_indexed_at"),
+            "{all}"
+        );
+        assert!(!all.contains("TEMP B-TREE"), "{all}");
+        for (sql, params) in [
+            (PRUNE_MEMBERSHIPS, params!["f", 0].to_vec()),
+            (DELETE_AUTHOR_POSTS, params!["did:plc:a"].to_vec()),
+            (LIKES.remove_range, params!["a", "b"].to_vec()),
+            (REPOSTS.remove, params!["a"].to_vec()),
+            (LIVE_POSTS, params!["[]"].to_vec()),
+            (SET_SCORE, params![1.0, "f", "u"].to_vec()),
+            (PRUNE_INTERACTIONS, params!["f", 0].to_vec()),
+        ] {
+            let all = plan(&conn, sql, params.as_slice()).join(" | ");
+            for table in ["posts", "feed_items", "likes", "reposts", "interactions"] {
+                assert!(!all.contains(&format!("SCAN {table}")), "{sql}: {all}");
+            }
+            assert!(
+                !all.contains("SCAN p ") && !all.contains("SCAN fi"),
+                "{sql}: {all}"
+            );
+        }
+    }
+}
