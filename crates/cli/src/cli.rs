@@ -50,6 +50,11 @@ pub enum Command {
     Record(RecordArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(MigrateArgs),
+    /// Run the feed generator: ingest, index and serve the feeds in the config file.
+    Serve(ServeArgs),
+    /// Ingest and index only (no HTTP), for deployments where several servers share one
+    /// PostgreSQL store.
+    Ingest(ServeArgs),
 }
 
 /// `skystream inspect`.
@@ -103,7 +108,7 @@ pub enum PaceArg {
 }
 
 /// Flags every long-running command shares.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct IngestArgs {
     /// Where events come from: relay:wss://HOST, jetstream:wss://HOST[,wss://HOST2],
     /// file:PATH or simulate:RATE.
@@ -189,6 +194,30 @@ pub struct RecordArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(long, env = "SKYSTREAM_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+}
+
+/// `skystream serve` and `skystream ingest`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Source, database, metrics and timers (the database also reads DATABASE_URL).
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// The feed configuration (TOML). Without it, ./skystream.toml if present, else the built-in
+    /// example feeds.
+    #[arg(long, env = "SKYSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address for the HTTP server (overrides [service] listen).
+    #[arg(long, env = "SKYSTREAM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Public hostname, for did:web and the service endpoint (overrides [service] hostname).
+    #[arg(long, env = "SKYSTREAM_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Serve HTTP only; another process ingests into the shared database.
+    #[arg(long, env = "SKYSTREAM_NO_INGEST")]
+    pub no_ingest: bool,
+    /// /health fails when ingest lags event time by more than this.
+    #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
+    pub max_lag: Duration,
 }
 
 /// `skystream migrate`.

@@ -17,6 +17,7 @@ fn init_logging(args: &cli::Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         cli::LogFormat::Json => builder.json().init(),
@@ -32,6 +33,8 @@ fn main() -> ExitCode {
         cli::Command::Convert(a) => commands::convert::run(a),
         cli::Command::Record(a) => block_on(commands::record::run(a)),
         cli::Command::Migrate(a) => block_on(commands::migrate::run(a)),
+        cli::Command::Serve(a) => block_on(commands::serve::run(a, true)),
+        cli::Command::Ingest(a) => block_on(commands::serve::run(a, false)),
     };
     match result {
         Ok(code) => code,

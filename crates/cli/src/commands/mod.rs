@@ -4,6 +4,7 @@ pub mod convert;
 pub mod inspect;
 pub mod migrate;
 pub mod record;
+pub mod serve;
 
 use std::path::Path;
 

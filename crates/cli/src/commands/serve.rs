@@ -1,0 +1,394 @@
+//! `skystream serve` (ingest + indexer + HTTP) and `skystream ingest` (no HTTP).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use skystream_auth::ServiceAuth;
+use skystream_feeds::Config;
+use skystream_identity::{CachingResolver, HttpResolver, HttpResolverConfig};
+use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
+use skystream_pipeline::{Batch, Consumer, ConsumerError};
+use skystream_server::{
+    AppState, AuthMode, Catalog, FeedInfo, HealthStatus, RankingKind, ServiceIdentity,
+};
+use skystream_source::SourceSpec;
+use skystream_store::FeedStore;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::ServeArgs;
+use crate::ingest;
+
+/// The example feeds, used when no config file is given or found.
+const EXAMPLE_CONFIG: &str = include_str!("../../../../skystream.example.toml");
+/// Jetstream's public hosts: the default source, failing over between them.
+const PUBLIC_JETSTREAM: &str = "jetstream:wss://jetstream1.us-east.bsky.network,wss://jetstream2.us-east.bsky.network,wss://jetstream1.us-west.bsky.network,wss://jetstream2.us-west.bsky.network";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where the config comes from.
+enum ConfigSource {
+    File(PathBuf),
+    Example,
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<(Config, ConfigSource)> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("skystream.toml")).filter(|p| p.exists()),
+    };
+    match path {
+        Some(p) => {
+            let c = Config::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((c, ConfigSource::File(p)))
+        }
+        None => {
+            let c = Config::from_toml_str(EXAMPLE_CONFIG, "skystream.example.toml")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            info!("no skystream.toml: serving the built-in example feeds (copy skystream.example.toml to skystream.toml to change them)");
+            Ok((c, ConfigSource::Example))
+        }
+    }
+}
+
+fn catalog(config: &Config) -> Catalog {
+    Catalog {
+        feeds: config
+            .feeds
+            .iter()
+            .map(|f| FeedInfo {
+                id: f.id().to_owned(),
+                ranking: match f.ranking() {
+                    skystream_feeds::Ranking::Chronological => RankingKind::Chronological,
+                    skystream_feeds::Ranking::Engagement { .. } => RankingKind::Engagement,
+                },
+                auth: match f.config().auth {
+                    skystream_feeds::Auth::Off => AuthMode::Off,
+                    skystream_feeds::Auth::Optional => AuthMode::Optional,
+                    skystream_feeds::Auth::Required => AuthMode::Required,
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Ingest progress the health check reads.
+#[derive(Debug, Default)]
+struct IngestStatus {
+    last_batch_ms: AtomicI64,
+    last_event_us: AtomicI64,
+}
+
+/// Wraps the indexer to record ingest progress for /health.
+struct Observed {
+    inner: Indexer,
+    status: Arc<IngestStatus>,
+}
+
+#[async_trait]
+impl Consumer for Observed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError> {
+        self.inner.handle(batch).await?;
+        self.status.last_batch_ms.store(now_ms(), Ordering::Relaxed);
+        if let Some(t) = batch
+            .items
+            .iter()
+            .rev()
+            .map(|e| e.event.time_us)
+            .find(|t| *t > 0)
+        {
+            self.status.last_event_us.store(t, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+    async fn close(&mut self) -> Result<(), ConsumerError> {
+        self.inner.close().await
+    }
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the config on SIGHUP and when the file changes; a bad file is refused and the old
+/// feeds keep serving.
+fn spawn_reloader(
+    path: PathBuf,
+    feeds: SharedFeeds,
+    catalog_slot: Arc<RwLock<Arc<Catalog>>>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut last = mtime(&path);
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hup_fired = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_fired = std::future::pending::<()>();
+            let forced = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = hup_fired => true,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+            };
+            let now = mtime(&path);
+            if !forced && now == last {
+                continue;
+            }
+            last = now;
+            match Config::load(&path) {
+                Ok(c) => {
+                    let version = feeds.read().map(|f| f.version).unwrap_or(0) + 1;
+                    let n = c.feeds.len();
+                    let new_catalog = Arc::new(catalog(&c));
+                    if let Ok(mut slot) = feeds.write() {
+                        *slot = Arc::new(FeedSet {
+                            version,
+                            feeds: c.feeds,
+                        });
+                    }
+                    if let Ok(mut slot) = catalog_slot.write() {
+                        *slot = new_catalog;
+                    }
+                    info!(file = %path.display(), feeds = n, "feeds reloaded");
+                }
+                Err(e) => {
+                    error!(error = %e, "config rejected; the feeds already loaded keep serving")
+                }
+            }
+        }
+    });
+}
+
+/// Retention: prunes each feed by its max_age and expires old ranking snapshots.
+fn spawn_pruner(store: Arc<dyn FeedStore>, feeds: SharedFeeds, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            }
+            let set = feeds.read().map(|f| f.clone()).unwrap_or_default();
+            for f in &set.feeds {
+                let cutoff = now_ms() - f.config().max_age.as_millis() as i64;
+                match store.prune(f.id(), cutoff).await {
+                    Ok(n) if n > 0 => info!(feed = f.id(), removed = n, "pruned old posts"),
+                    Ok(_) => {}
+                    Err(e) => warn!(feed = f.id(), error = %e, "pruning failed"),
+                }
+            }
+            if let Err(e) = store.expire_snapshots(now_ms() - 15 * 60 * 1000).await {
+                warn!(error = %e, "expiring ranking snapshots failed");
+            }
+        }
+    });
+}
+
+pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
+    let (config, origin) = load_config(args)?;
+    let database = if std::env::var_os("SKYSTREAM_DATABASE").is_none()
+        && args.ingest.database == "./skystream.db"
+    {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .or_else(|| config.ingest.database.clone())
+            .unwrap_or_else(|| args.ingest.database.clone())
+    } else {
+        args.ingest.database.clone()
+    };
+    let store = ingest::open_store(&database).await?;
+    info!(database = store.describe(), "store open");
+    let feed_store: Arc<dyn FeedStore> = Arc::new(store.clone());
+
+    // The built-in example's hostname is a placeholder: a quick start serves localhost.
+    let configured_host = match &origin {
+        ConfigSource::File(_) => config.service.hostname.clone(),
+        ConfigSource::Example => None,
+    };
+    let hostname = args
+        .hostname
+        .clone()
+        .or(configured_host)
+        .unwrap_or_else(|| "localhost".to_owned());
+    let mut service = config.service.clone();
+    service.hostname = Some(hostname.clone());
+    let service_did = service
+        .did()
+        .unwrap_or_else(|| format!("did:web:{hostname}"));
+    let publisher_did = service
+        .publisher_did
+        .clone()
+        .unwrap_or_else(|| service_did.clone());
+    if service.publisher_did.is_none() {
+        warn!("no publisher_did: feed URIs use the service DID until `skystream publish` records the publishing account");
+    }
+    let listen = args.listen.unwrap_or(config.service.listen);
+
+    let feeds: SharedFeeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds.clone(),
+    })));
+    let catalog_slot = Arc::new(RwLock::new(Arc::new(catalog(&config))));
+    let stop = CancellationToken::new();
+    ingest::cancel_on_signals(stop.clone());
+    if let ConfigSource::File(path) = &origin {
+        spawn_reloader(
+            path.clone(),
+            feeds.clone(),
+            catalog_slot.clone(),
+            stop.clone(),
+        );
+    }
+    spawn_pruner(feed_store.clone(), feeds.clone(), stop.clone());
+
+    let status = Arc::new(IngestStatus::default());
+    let mut server_task = None;
+    if http {
+        let prometheus = match args.ingest.metrics_listen {
+            Some(_) => {
+                ingest::start_metrics(args.ingest.metrics_listen)?;
+                None
+            }
+            None => Some(
+                metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .install_recorder()
+                    .context("cannot install the metrics recorder")?,
+            ),
+        };
+        let resolver = Arc::new(CachingResolver::new(
+            HttpResolver::with_config(HttpResolverConfig {
+                plc_url: args.ingest.plc_url.clone(),
+                ..HttpResolverConfig::default()
+            })
+            .context("cannot set up DID resolution for requester auth")?,
+        ));
+        let ingesting = !args.no_ingest;
+        let st = status.clone();
+        let state = AppState {
+            identity: ServiceIdentity {
+                hostname: hostname.clone(),
+                service_did: service_did.clone(),
+                publisher_did: publisher_did.clone(),
+            },
+            catalog: catalog_slot.clone(),
+            store: feed_store.clone(),
+            auth: Some(Arc::new(ServiceAuth::new(service_did.clone(), resolver))),
+            health: Arc::new(move || {
+                if !ingesting {
+                    return HealthStatus {
+                        connected: true,
+                        lag_seconds: None,
+                    };
+                }
+                let last_batch = st.last_batch_ms.load(Ordering::Relaxed);
+                let last_event = st.last_event_us.load(Ordering::Relaxed);
+                HealthStatus {
+                    connected: last_batch > 0 && now_ms() - last_batch < 120_000,
+                    lag_seconds: (last_event > 0)
+                        .then(|| (now_ms() * 1000 - last_event) as f64 / 1e6),
+                }
+            }),
+            max_lag_seconds: args.max_lag.as_secs_f64(),
+            metrics: prometheus
+                .map(|h| Arc::new(move || h.render()) as Arc<dyn Fn() -> String + Send + Sync>),
+        };
+        let app = skystream_server::router(state);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {listen}: is the port free? (--listen changes it)")
+            })?;
+        let addr = listener.local_addr()?;
+        info!(%addr, did = %service_did, feeds = config.feeds.len(), "feed generator listening: http://{addr}/xrpc/app.bsky.feed.describeFeedGenerator");
+        let s = stop.clone();
+        server_task = Some(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await
+        }));
+    } else {
+        ingest::start_metrics(args.ingest.metrics_listen)?;
+    }
+
+    if !args.no_ingest {
+        let spec_text = args
+            .ingest
+            .source
+            .clone()
+            .or_else(|| config.ingest.source.clone())
+            .unwrap_or_else(|| PUBLIC_JETSTREAM.to_owned());
+        let spec = SourceSpec::parse(&spec_text)?;
+        let window = Arc::new(Mutex::new(RecentWindow::new(
+            config.ingest.recent_window as usize,
+        )));
+        let indexer = Indexer::new(feed_store.clone(), feeds.clone(), window);
+        let consumer = Observed {
+            inner: indexer,
+            status: status.clone(),
+        };
+        // Ask Jetstream only for what the indexer uses.
+        let source = if let SourceSpec::Jetstream { .. } = &spec {
+            let mut a = args.ingest.clone();
+            if a.wanted_collections.is_empty() {
+                a.wanted_collections = vec![
+                    "app.bsky.feed.post".into(),
+                    "app.bsky.feed.like".into(),
+                    "app.bsky.feed.repost".into(),
+                ];
+            }
+            ingest::build_source(&spec, &a, false)?
+        } else {
+            ingest::build_source(&spec, &args.ingest, false)?
+        };
+        let outcome = ingest::run(
+            &store,
+            source,
+            vec![Box::new(consumer)],
+            &args.ingest,
+            None,
+            stop.clone(),
+        )
+        .await;
+        if let Err(e) = &outcome {
+            error!(error = %e, "ingest stopped");
+        }
+        // A finite source (a file) is done; keep serving until asked to stop.
+        if http && !stop.is_cancelled() {
+            info!("ingest finished; still serving");
+            stop.cancelled().await;
+        }
+        outcome?;
+    } else {
+        stop.cancelled().await;
+    }
+    stop.cancel();
+    if let Some(t) = server_task {
+        match tokio::time::timeout(ingest::SHUTDOWN_GRACE, t).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server error at shutdown"),
+            _ => warn!("HTTP server did not stop in time"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
