@@ -1,0 +1,291 @@
+//! The indexer over realistic events: posts land in the feeds they match, deletes and account
+//! removals take them out, likes are counted and gate min_likes feeds, and replays change
+//! nothing.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use skystream_event::{Account, Commit, Event, EventKind, Op, OpAction, Origin};
+use skystream_feeds::Config;
+use skystream_indexer::{FeedSet, Indexer, RecentWindow};
+use skystream_pipeline::{Batch, Consumer, Envelope};
+use skystream_store::{FeedStore, MemoryStore};
+
+const CONFIG: &str = r#"
+[[feed]]
+id = "bokmaal"
+display_name = "Bokmål"
+languages = ["nb"]
+
+[[feed]]
+id = "popular"
+display_name = "Popular øl"
+keywords = ["øl"]
+min_likes = 2
+"#;
+
+fn post(rkey: &str, text: &str, langs: &[&str]) -> Op {
+    let record = serde_json::json!({"$type": "app.bsky.feed.post", "text": text, "langs": langs,
+        "createdAt": "2026-07-04T14:38:06.240Z"});
+    Op {
+        action: OpAction::Create,
+        collection: "app.bsky.feed.post".into(),
+        rkey: rkey.into(),
+        cid: Some(
+            "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454"
+                .parse()
+                .expect("cid"),
+        ),
+        prev: None,
+        record: Some(skystream_data::json::record_from_json(&record).expect("record")),
+    }
+}
+
+fn like(rkey: &str, subject: &str) -> Op {
+    let record = serde_json::json!({"$type": "app.bsky.feed.like", "createdAt": "2026-07-04T14:38:06.240Z",
+        "subject": {"uri": subject, "cid": "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454"}});
+    Op {
+        action: OpAction::Create,
+        collection: "app.bsky.feed.like".into(),
+        rkey: rkey.into(),
+        cid: Some(
+            "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454"
+                .parse()
+                .expect("cid"),
+        ),
+        prev: None,
+        record: Some(skystream_data::json::record_from_json(&record).expect("record")),
+    }
+}
+
+fn delete(collection: &str, rkey: &str) -> Op {
+    Op {
+        action: OpAction::Delete,
+        collection: collection.into(),
+        rkey: rkey.into(),
+        cid: None,
+        prev: None,
+        record: None,
+    }
+}
+
+fn commit(cursor: u64, did: &str, ops: Vec<Op>) -> Envelope {
+    Envelope::new(Event {
+        cursor,
+        time_us: 0,
+        origin: Origin::Live,
+        kind: EventKind::Commit(Commit {
+            did: did.into(),
+            rev: "3mptbypluud2a".into(),
+            since: None,
+            seq: cursor as i64,
+            time: String::new(),
+            ops,
+        }),
+    })
+}
+
+fn account(cursor: u64, did: &str, active: bool, status: Option<&str>) -> Envelope {
+    Envelope::new(Event {
+        cursor,
+        time_us: 0,
+        origin: Origin::Live,
+        kind: EventKind::Account(Account {
+            did: did.into(),
+            seq: cursor as i64,
+            time: String::new(),
+            active,
+            status: status.map(Into::into),
+        }),
+    })
+}
+
+async fn items(store: &MemoryStore, feed: &str) -> Vec<String> {
+    store
+        .chronological_page(feed, None, 100)
+        .await
+        .expect("page")
+        .into_iter()
+        .map(|i| i.uri)
+        .collect()
+}
+
+#[tokio::test]
+async fn posts_likes_deletes_and_accounts() {
+    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
+    let store = MemoryStore::new();
+    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds,
+    })));
+    let mut idx = Indexer::new(
+        Arc::new(store.clone()),
+        feeds,
+        Arc::new(Mutex::new(RecentWindow::new(1000))),
+    );
+    let (a, b) = (
+        "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+        "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb",
+    );
+    let a_post = |rkey: &str| format!("at://{a}/app.bsky.feed.post/{rkey}");
+
+    let batch = Batch {
+        id: 1,
+        items: vec![
+            commit(
+                1,
+                a,
+                vec![post("3kaaaaaaaaa22", "Jeg tar en øl i kveld", &["nb"])],
+            ),
+            commit(
+                2,
+                a,
+                vec![post(
+                    a,
+                    "3kaaaaaaaab22",
+                    "An English post about øl",
+                    &["en"],
+                )],
+            ),
+            commit(
+                3,
+                b,
+                vec![post("3kbbbbbbbba22", "Hei fra Oslo", &["nb-NO"])],
+            ),
+        ],
+    };
+    idx.handle(&batch).await.expect("handle");
+    idx.handle(&batch).await.expect("a replay is harmless");
+    assert_eq!(
+        items(&store, "bokmaal").await,
+        vec![
+            format!("at://{b}/app.bsky.feed.post/3kbbbbbbbba22"),
+            a_post("3kaaaaaaaaa22")
+        ]
+    );
+    assert!(
+        items(&store, "popular").await.is_empty(),
+        "min_likes = 2 holds both øl posts back"
+    );
+
+    // Two likes (one replayed) bring the first øl post into the popular feed.
+    let likes = Batch {
+        id: 2,
+        items: vec![
+            commit(4, b, vec![like("3kllllllllla2", &a_post("3kaaaaaaaaa22"))]),
+            commit(5, b, vec![like("3kllllllllla2", &a_post("3kaaaaaaaaa22"))]),
+            commit(6, a, vec![like("3kllllllllll2", &a_post("3kaaaaaaaaa22"))]),
+        ],
+    };
+    idx.handle(&likes).await.expect("likes");
+    assert_eq!(
+        items(&store, "popular").await,
+        vec![a_post("3kaaaaaaaaa22")]
+    );
+    let (_, like_count, _) = store
+        .post(&a_post("3kaaaaaaaaa22"))
+        .await
+        .expect("post")
+        .expect("kept");
+    assert_eq!(like_count, 2, "the replayed like counts once");
+
+    // Unliking drops it below the minimum again.
+    idx.handle(&Batch {
+        id: 3,
+        items: vec![commit(
+            7,
+            a,
+            vec![delete("app.bsky.feed.like", "3kllllllllll2")],
+        )],
+    })
+    .await
+    .expect("unlike");
+    assert!(items(&store, "popular").await.is_empty());
+
+    // Deactivation hides, reactivation restores, deletion removes.
+    idx.handle(&Batch {
+        id: 4,
+        items: vec![account(8, b, false, Some("deactivated"))],
+    })
+    .await
+    .expect("deactivate");
+    assert_eq!(
+        items(&store, "bokmaal").await,
+        vec![a_post("3kaaaaaaaaa22")]
+    );
+    idx.handle(&Batch {
+        id: 5,
+        items: vec![account(9, b, true, None)],
+    })
+    .await
+    .expect("reactivate");
+    assert_eq!(items(&store, "bokmaal").await.len(), 2);
+    idx.handle(&Batch {
+        id: 6,
+        items: vec![account(10, b, false, Some("deleted"))],
+    })
+    .await
+    .expect("delete account");
+    assert_eq!(
+        items(&store, "bokmaal").await,
+        vec![a_post("3kaaaaaaaaa22")]
+    );
+
+    // A post delete takes it out of every feed.
+    idx.handle(&Batch {
+        id: 7,
+        items: vec![commit(
+            11,
+            a,
+            vec![delete("app.bsky.feed.post", "3kaaaaaaaaa22")],
+        )],
+    })
+    .await
+    .expect("delete");
+    assert!(items(&store, "bokmaal").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reload_reevaluates_recent_posts() {
+    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
+    let store = MemoryStore::new();
+    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds,
+    })));
+    let mut idx = Indexer::new(
+        Arc::new(store.clone()),
+        feeds.clone(),
+        Arc::new(Mutex::new(RecentWindow::new(1000))),
+    );
+    let a = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    idx.handle(&Batch {
+        id: 1,
+        items: vec![commit(
+            1,
+            a,
+            vec![post("3kaaaaaaaaa22", "Hello there", &["en"])],
+        )],
+    })
+    .await
+    .expect("handle");
+    assert!(items(&store, "english").await.is_empty());
+    let reloaded = Config::from_toml_str(
+        "[[feed]]\nid = \"english\"\ndisplay_name = \"English\"\nlanguages = [\"en\"]\n",
+        "test.toml",
+    )
+    .expect("config");
+    *feeds.write().expect("lock") = Arc::new(FeedSet {
+        version: 1,
+        feeds: reloaded.feeds,
+    });
+    idx.handle(&Batch {
+        id: 2,
+        items: vec![],
+    })
+    .await
+    .expect("handle");
+    assert_eq!(
+        items(&store, "english").await,
+        vec![format!("at://{a}/app.bsky.feed.post/3kaaaaaaaaa22")]
+    );
+}
