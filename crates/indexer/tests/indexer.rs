@@ -139,12 +139,7 @@ async fn posts_likes_deletes_and_accounts() {
             commit(
                 2,
                 a,
-                vec![post(
-                    a,
-                    "3kaaaaaaaab22",
-                    "An English post about øl",
-                    &["en"],
-                )],
+                vec![post("3kaaaaaaaab22", "An English post about øl", &["en"])],
             ),
             commit(
                 3,
