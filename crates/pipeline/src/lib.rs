@@ -16,7 +16,9 @@ mod run;
 mod tracker;
 
 pub use consumer::{Consumer, ConsumerError, CursorSink, MemoryCursorSink};
-pub use run::{Pipeline, PipelineConfig, PipelineHandle, PipelineInput, PipelineSummary};
+pub use run::{
+    Pipeline, PipelineConfig, PipelineHandle, PipelineInput, PipelineSummary, RUN_EVENTS,
+};
 pub use tracker::CursorTracker;
 
 use skystream_event::Event;

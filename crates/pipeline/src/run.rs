@@ -12,6 +12,10 @@ use crate::consumer::{Consumer, CursorSink};
 use crate::tracker::CursorTracker;
 use crate::{Batch, Envelope};
 
+/// The run length [`PipelineInput::send_many`] is sized for (longer runs are accepted; the
+/// queue bound then counts them as one message).
+pub const RUN_EVENTS: usize = 512;
+
 /// Sizes and timers; every one is configurable so tests run in milliseconds.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -19,7 +23,7 @@ pub struct PipelineConfig {
     pub batch_max: usize,
     /// How long a small batch waits for more events before it is sent.
     pub batch_linger: Duration,
-    /// Events the input queue holds before [`PipelineInput::send`] waits.
+    /// About how many events the input queue holds before sending waits.
     pub input_capacity: usize,
     /// Batches each consumer's queue holds before the batcher waits.
     pub consumer_queue: usize,
@@ -49,7 +53,7 @@ impl Default for PipelineConfig {
 /// dropped.
 #[derive(Clone, Debug)]
 pub struct PipelineInput {
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Vec<Envelope>>,
     limit: Option<Arc<Limit>>,
 }
 
@@ -74,7 +78,35 @@ impl PipelineInput {
                 return Err(Closed);
             }
         }
-        self.tx.send(env).await.map_err(|_| Closed)
+        self.tx.send(vec![env]).await.map_err(|_| Closed)
+    }
+
+    /// Queues a run of events at once (cheaper than one [`send`](Self::send) each), waiting
+    /// while the queue is full. With a limit, only the events up to it are queued and then the
+    /// pipeline reports closed.
+    pub async fn send_many(&self, mut envs: Vec<Envelope>) -> Result<(), Closed> {
+        let mut closed = false;
+        if let Some(limit) = &self.limit {
+            let mut keep = 0;
+            for env in &envs {
+                if env.event.did().is_some()
+                    && limit.taken.fetch_add(1, Ordering::SeqCst) >= limit.max
+                {
+                    closed = true;
+                    break;
+                }
+                keep += 1;
+            }
+            envs.truncate(keep);
+        }
+        if !envs.is_empty() {
+            self.tx.send(envs).await.map_err(|_| Closed)?;
+        }
+        if closed {
+            Err(Closed)
+        } else {
+            Ok(())
+        }
     }
 
     /// An input that takes at most `max` events (across all its clones) and then reports the
@@ -90,7 +122,7 @@ impl PipelineInput {
         }
     }
 
-    /// Events waiting in the input queue.
+    /// Sends (single events or runs) waiting in the input queue.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
@@ -137,7 +169,9 @@ impl Pipeline {
         sink: Arc<dyn CursorSink>,
     ) -> (PipelineInput, PipelineHandle) {
         let source = source.into();
-        let (tx, rx) = mpsc::channel(cfg.input_capacity.max(1));
+        // The queue holds messages, each one event or a run of up to RUN_EVENTS; sizing it in
+        // runs keeps the events it can hold near `input_capacity` either way.
+        let (tx, rx) = mpsc::channel((cfg.input_capacity / RUN_EVENTS).max(4));
         let (committed_tx, committed_rx) = watch::channel(start);
         let shared = Arc::new(Shared {
             tracker: Mutex::new(CursorTracker::new(consumers.len(), start)),
@@ -204,26 +238,35 @@ impl PipelineHandle {
 }
 
 async fn run_batcher(
-    mut rx: mpsc::Receiver<Envelope>,
+    mut rx: mpsc::Receiver<Vec<Envelope>>,
     queues: Vec<mpsc::Sender<Arc<Batch>>>,
     shared: Arc<Shared>,
     cfg: PipelineConfig,
 ) -> (u64, u64) {
     let (mut events, mut id) = (0u64, 0u64);
     let max = cfg.batch_max.max(1);
+    let mut runs: Vec<Vec<Envelope>> = Vec::new();
     loop {
-        let mut items = Vec::with_capacity(max.min(1024));
-        if rx.recv_many(&mut items, max).await == 0 {
+        // A batch is whole runs as the source sent them, up to about `max` events.
+        let mut items: Vec<Envelope> = Vec::with_capacity(max.min(1024));
+        if rx.recv_many(&mut runs, max).await == 0 {
             break;
+        }
+        for run in runs.drain(..) {
+            items.extend(run);
         }
         // Under light load, give the batch a moment to fill; under heavy load it is full.
         if items.len() < max / 4 && !cfg.batch_linger.is_zero() {
             let deadline = tokio::time::Instant::now() + cfg.batch_linger;
             while items.len() < max {
                 let want = max - items.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut items, want)).await {
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut runs, want)).await {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(_) => {
+                        for run in runs.drain(..) {
+                            items.extend(run);
+                        }
+                    }
                 }
             }
         }

@@ -127,11 +127,18 @@ fn main() {
         .expect("runtime");
     let total = (frames.len() * repeats) as u64;
     println!("capture: {total} relay frames (the shared corpus x{repeats}), decoded in full");
-    let (events, took, _) = rt.block_on(run(&path, Box::new(Noop), false));
-    assert_eq!(events, total);
+    // Best of five passes: a single pass is short enough for the scheduler to skew.
+    let mut rates: Vec<f64> = (0..5)
+        .map(|_| {
+            let (events, took, _) = rt.block_on(run(&path, Box::new(Noop), false));
+            assert_eq!(events, total);
+            events as f64 / took.as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
     println!(
-        "file source -> pipeline -> no-op consumer: {:>9.0} events/s ({events} events in {took:.2?})",
-        events as f64 / took.as_secs_f64()
+        "file source -> pipeline -> no-op consumer: {:>9.0} events/s best of 5 (median {:.0})",
+        rates[4], rates[2]
     );
     let before = rss_kib();
     let (events, took, peak) = rt.block_on(run(&path, Box::new(Slow), true));

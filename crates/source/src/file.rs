@@ -14,7 +14,7 @@ use tracing::warn;
 
 /// Records decoded together; large enough to spread over every core, small enough to keep
 /// memory flat.
-const CHUNK: usize = 512;
+const CHUNK: usize = skystream_pipeline::RUN_EVENTS;
 
 use crate::{Source, SourceContext, SourceEnd};
 
@@ -67,6 +67,51 @@ fn decode(
     }
 }
 
+/// Up to [`CHUNK`] records, and the error that stopped reading, if one did.
+fn read_chunk<R: std::io::Read>(r: &mut CaptureReader<R>) -> (Vec<(u64, Vec<u8>)>, Option<String>) {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    while chunk.len() < CHUNK {
+        match r.next_record() {
+            Ok(Some(rec)) => chunk.push((rec.index(), rec.data().to_vec())),
+            Ok(None) => break,
+            Err(e) => return (chunk, Some(e.to_string())),
+        }
+    }
+    (chunk, None)
+}
+
+/// Decodes a chunk on every core, keeping record order.
+fn decode_chunk(
+    chunk: Vec<(u64, Vec<u8>)>,
+    format: CaptureFormat,
+    opts: &FrameOptions,
+    start: Option<u64>,
+    keep_raw: bool,
+) -> Vec<Envelope> {
+    chunk
+        .into_par_iter()
+        .filter_map(|(index, data)| {
+            let event = match decode(format, &data, opts) {
+                Ok(Some(e)) => e,
+                Ok(None) => return None,
+                Err(e) => {
+                    metrics::counter!("skystream_decode_errors_total", "reason" => "capture_record").increment(1);
+                    warn!(record = index, error = %e, "skipping an undecodable capture record");
+                    return None;
+                }
+            };
+            if start.is_some_and(|s| event.cursor != 0 && event.cursor <= s) {
+                return None;
+            }
+            let raw = keep_raw.then(|| match format {
+                CaptureFormat::RelayFrames => Raw::Frame(data),
+                CaptureFormat::JetstreamJson => Raw::JsonLine(String::from_utf8_lossy(&data).into_owned()),
+            });
+            Some(Envelope { event, raw })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Source for FileSource {
     fn cursor_key(&self) -> String {
@@ -89,42 +134,22 @@ impl Source for FileSource {
             };
             let format = r.format();
             let opts = FrameOptions::default();
+            // Reading the next chunk overlaps decoding this one (rayon::join), so the reader is
+            // never idle while every core decodes.
+            let mut current = read_chunk(&mut r);
             loop {
-                let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK);
-                let mut failure = None;
-                while chunk.len() < CHUNK {
-                    match r.next_record() {
-                        Ok(Some(rec)) => chunk.push((rec.index(), rec.data().to_vec())),
-                        Ok(None) => break,
-                        Err(e) => {
-                            failure = Some(e.to_string());
-                            break;
+                let (chunk, failure) = current;
+                let done = failure.is_some() || chunk.len() < CHUNK;
+                let (envelopes, next) = rayon::join(
+                    || decode_chunk(chunk, format, &opts, start, keep_raw),
+                    || {
+                        if done {
+                            (Vec::new(), None)
+                        } else {
+                            read_chunk(&mut r)
                         }
-                    }
-                }
-                let done = chunk.len() < CHUNK;
-                let envelopes: Vec<Envelope> = chunk
-                    .into_par_iter()
-                    .filter_map(|(index, data)| {
-                        let event = match decode(format, &data, &opts) {
-                            Ok(Some(e)) => e,
-                            Ok(None) => return None,
-                            Err(e) => {
-                                metrics::counter!("skystream_decode_errors_total", "reason" => "capture_record").increment(1);
-                                warn!(record = index, error = %e, "skipping an undecodable capture record");
-                                return None;
-                            }
-                        };
-                        if start.is_some_and(|s| event.cursor != 0 && event.cursor <= s) {
-                            return None;
-                        }
-                        let raw = keep_raw.then(|| match format {
-                            CaptureFormat::RelayFrames => Raw::Frame(data),
-                            CaptureFormat::JetstreamJson => Raw::JsonLine(String::from_utf8_lossy(&data).into_owned()),
-                        });
-                        Some(Envelope { event, raw })
-                    })
-                    .collect();
+                    },
+                );
                 if !envelopes.is_empty() && tx.blocking_send(Ok(envelopes)).is_err() {
                     return;
                 }
@@ -135,6 +160,7 @@ impl Source for FileSource {
                 if done {
                     return;
                 }
+                current = next;
             }
         });
         let mut pacing: Option<(i64, tokio::time::Instant)> = None;
@@ -151,8 +177,20 @@ impl Source for FileSource {
                 }
                 Some(Ok(chunk)) => chunk,
             };
+            if self.pace == Pace::Fast {
+                for env in &chunk {
+                    metrics::counter!("skystream_events_total", "kind" => env.event.kind_name())
+                        .increment(1);
+                }
+                tokio::select! {
+                    biased;
+                    _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
+                    sent = ctx.out.send_many(chunk) => if sent.is_err() { break SourceEnd::PipelineClosed },
+                }
+                continue;
+            }
             for env in chunk {
-                if self.pace == Pace::Realtime && env.event.time_us > 0 {
+                if env.event.time_us > 0 {
                     let (t0, at0) =
                         *pacing.get_or_insert((env.event.time_us, tokio::time::Instant::now()));
                     let offset =
