@@ -71,7 +71,8 @@ async fn a_stalled_upstream_is_detected_and_resumed() {
     );
     let gap = attempts[1].at - attempts[0].at;
     assert!(
-        gap < Duration::from_millis(400 + 300 + 200 + 500),
+        // Idle timeout (400 ms) + backoff (<= 200 ms) + handshake, with room for a loaded machine.
+        gap < Duration::from_millis(2500),
         "reconnected after {gap:?}"
     );
     let (seen, cursor) = h.stop().await;
