@@ -55,6 +55,12 @@ pub enum Command {
     /// Ingest and index only (no HTTP), for deployments where several servers share one
     /// PostgreSQL store.
     Ingest(ServeArgs),
+    /// Publish feed records (app.bsky.feed.generator) to the publishing account's PDS.
+    Publish(PublishArgs),
+    /// Remove one feed record from the publishing account's PDS.
+    Unpublish(PublishArgs),
+    /// Check that the service's DID document, describeFeedGenerator and the feed records agree.
+    Verify(VerifyArgs),
 }
 
 /// `skystream inspect`.
@@ -218,6 +224,56 @@ pub struct ServeArgs {
     /// /health fails when ingest lags event time by more than this.
     #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
     pub max_lag: Duration,
+}
+
+/// `skystream publish` and `unpublish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The feed configuration (TOML); default ./skystream.toml.
+    #[arg(
+        long,
+        env = "SKYSTREAM_CONFIG",
+        value_name = "FILE",
+        default_value = "skystream.toml"
+    )]
+    pub config: PathBuf,
+    /// Only this feed (required for unpublish).
+    #[arg(long, env = "SKYSTREAM_FEED")]
+    pub feed: Option<String>,
+    /// The publishing account's PDS.
+    #[arg(long, env = "SKYSTREAM_PDS", default_value = "https://bsky.social")]
+    pub pds: String,
+    /// The publishing account's handle (or DID).
+    #[arg(long, env = "SKYSTREAM_HANDLE")]
+    pub handle: String,
+    /// An app password for that account (prefer the environment variable).
+    #[arg(long, env = "SKYSTREAM_APP_PASSWORD", hide_env_values = true)]
+    pub app_password: String,
+    /// Public hostname (overrides [service] hostname), for the service DID.
+    #[arg(long, env = "SKYSTREAM_HOSTNAME")]
+    pub hostname: Option<String>,
+}
+
+/// `skystream verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The feed configuration (TOML); default ./skystream.toml.
+    #[arg(
+        long,
+        env = "SKYSTREAM_CONFIG",
+        value_name = "FILE",
+        default_value = "skystream.toml"
+    )]
+    pub config: PathBuf,
+    /// The publishing account's PDS.
+    #[arg(long, env = "SKYSTREAM_PDS", default_value = "https://bsky.social")]
+    pub pds: String,
+    /// Where the service answers (default https://{hostname}).
+    #[arg(long, env = "SKYSTREAM_SERVICE_URL")]
+    pub service_url: Option<String>,
+    /// Public hostname (overrides [service] hostname).
+    #[arg(long, env = "SKYSTREAM_HOSTNAME")]
+    pub hostname: Option<String>,
 }
 
 /// `skystream migrate`.

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         cli::Command::Migrate(a) => block_on(commands::migrate::run(a)),
         cli::Command::Serve(a) => block_on(commands::serve::run(a, true)),
         cli::Command::Ingest(a) => block_on(commands::serve::run(a, false)),
+        cli::Command::Publish(a) => block_on(commands::publish::publish(a)),
+        cli::Command::Unpublish(a) => block_on(commands::publish::unpublish(a)),
+        cli::Command::Verify(a) => block_on(commands::publish::verify(a)),
     };
     match result {
         Ok(code) => code,

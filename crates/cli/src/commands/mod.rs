@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod inspect;
 pub mod migrate;
+pub mod publish;
 pub mod record;
 pub mod serve;
 
