@@ -146,9 +146,7 @@ impl Source for JetstreamSource {
             }
             let url = self.url(host, cursor);
             let outcome = match ws::connect(&url, &self.cfg.watchdog).await {
-                Err(e) => {
-                    Outcome::Reconnect("connect_failed", format!("{}: {}", e.reason, e.detail))
-                }
+                Err(e) => Outcome::Reconnect(e.label(), e.detail),
                 Ok(mut conn) => {
                     metrics::gauge!("skystream_source_connected").set(1.0);
                     info!(url = %url, "connected to Jetstream");
@@ -169,18 +167,23 @@ impl Source for JetstreamSource {
             match outcome {
                 Outcome::Stop(end) => return end,
                 Outcome::Reconnect(reason, detail) => {
-                    metrics::counter!("skystream_source_reconnects_total", "reason" => reason)
-                        .increment(1);
+                    let failed = self.cfg.urls[host % self.cfg.urls.len()].clone();
                     if self.cfg.urls.len() > 1 {
                         host += 1;
                         rewind = true;
                     }
-                    let delay = backoff.next_delay();
-                    warn!(reason, detail = %detail, next = %self.cfg.urls[host % self.cfg.urls.len()],
-                        retry_in_ms = delay.as_millis() as u64, "Jetstream connection lost; reconnecting");
-                    tokio::select! {
-                        _ = ctx.shutdown.cancelled() => return SourceEnd::Shutdown,
-                        _ = tokio::time::sleep(delay) => {}
+                    let cursor = *ctx.committed.borrow();
+                    if !ws::pause_before_reconnect(
+                        &ctx.shutdown,
+                        &mut backoff,
+                        &failed,
+                        reason,
+                        &detail,
+                        cursor,
+                    )
+                    .await
+                    {
+                        return SourceEnd::Shutdown;
                     }
                 }
             }

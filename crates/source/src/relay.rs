@@ -125,7 +125,7 @@ impl Source for RelaySource {
                 None => self.cfg.url.clone(),
             };
             let outcome = match ws::connect(&url, &self.cfg.watchdog).await {
-                Err(e) => Outcome::Reconnect(leak_reason(&e.reason), e.detail),
+                Err(e) => Outcome::Reconnect(e.label(), e.detail),
                 Ok(mut conn) => {
                     metrics::gauge!("skystream_source_connected").set(1.0);
                     info!(url = %url, "connected to relay");
@@ -147,30 +147,22 @@ impl Source for RelaySource {
             match outcome {
                 Outcome::Stop(end) => return end,
                 Outcome::Reconnect(reason, detail) => {
-                    metrics::counter!("skystream_source_reconnects_total", "reason" => reason)
-                        .increment(1);
-                    let delay = backoff.next_delay();
-                    warn!(reason, detail = %detail, cursor = ?*ctx.committed.borrow(),
-                        retry_in_ms = delay.as_millis() as u64, "relay connection lost; reconnecting");
-                    tokio::select! {
-                        _ = ctx.shutdown.cancelled() => return SourceEnd::Shutdown,
-                        _ = tokio::time::sleep(delay) => {}
+                    let cursor = *ctx.committed.borrow();
+                    if !ws::pause_before_reconnect(
+                        &ctx.shutdown,
+                        &mut backoff,
+                        &self.cfg.url,
+                        reason,
+                        &detail,
+                        cursor,
+                    )
+                    .await
+                    {
+                        return SourceEnd::Shutdown;
                     }
                 }
             }
         }
-    }
-}
-
-/// Reasons are metric labels; keep the few dynamic ones (`http_502`) as static strings.
-fn leak_reason(reason: &str) -> &'static str {
-    match reason {
-        "handshake_timeout" => "handshake_timeout",
-        "connect_failed" => "connect_failed",
-        "bad_url" => "bad_url",
-        r if r.starts_with("http_5") => "http_5xx",
-        r if r.starts_with("http_4") => "http_4xx",
-        _ => "handshake_failed",
     }
 }
 

@@ -49,6 +49,41 @@ pub struct ConnectError {
     pub detail: String,
 }
 
+impl ConnectError {
+    /// A bounded metric label: `http_5xx`, `http_4xx`, `handshake_timeout`, `connect_failed`,
+    /// `bad_url` or `handshake_failed`.
+    pub fn label(&self) -> &'static str {
+        match self.reason.as_str() {
+            "handshake_timeout" => "handshake_timeout",
+            "connect_failed" => "connect_failed",
+            "bad_url" => "bad_url",
+            r if r.starts_with("http_5") => "http_5xx",
+            r if r.starts_with("http_4") => "http_4xx",
+            _ => "handshake_failed",
+        }
+    }
+}
+
+/// After a lost connection: counts it by reason, logs it, and waits out the backoff. Returns
+/// `false` when shutdown came first.
+pub async fn pause_before_reconnect(
+    shutdown: &CancellationToken,
+    backoff: &mut crate::Backoff,
+    upstream: &str,
+    reason: &'static str,
+    detail: &str,
+    resume_from: Option<u64>,
+) -> bool {
+    metrics::counter!("skystream_source_reconnects_total", "reason" => reason).increment(1);
+    let delay = backoff.next_delay();
+    tracing::warn!(upstream, reason, detail, cursor = ?resume_from,
+        retry_in_ms = delay.as_millis() as u64, "connection lost; reconnecting");
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub enum Disconnect {
