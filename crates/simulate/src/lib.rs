@@ -38,7 +38,6 @@ mod directory;
 mod records;
 mod rng;
 mod text;
-mod time;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -52,7 +51,7 @@ pub use crate::directory::SimDirectory;
 use crate::records::StrongRef;
 use crate::rng::Rng;
 use crate::text::{RichText, COMMON_TAGS, LANGS, NAMES};
-use crate::time::rfc3339_millis;
+use skystream_syntax::rfc3339_millis;
 
 /// 2026-01-01T00:00:00Z, the default start of the simulated clock.
 pub const DEFAULT_START_TIME_US: i64 = 1_767_225_600_000_000;

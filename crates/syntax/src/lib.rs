@@ -42,6 +42,7 @@ mod language;
 mod nsid;
 mod record_key;
 mod tid;
+mod timestamp;
 mod uri;
 
 pub use at_identifier::{is_valid_at_identifier, AtIdentifier};
@@ -55,6 +56,7 @@ pub use language::{is_valid_language, is_valid_language_syntax, Language, MAX_LA
 pub use nsid::{is_valid_nsid, Nsid, MAX_NSID_LEN};
 pub use record_key::{is_valid_record_key, RecordKey, MAX_RECORD_KEY_LEN};
 pub use tid::{is_valid_tid, Tid, TID_LEN};
+pub use timestamp::rfc3339_millis;
 pub use uri::{is_valid_uri, Uri, MAX_URI_LEN};
 
 #[cfg(all(test, feature = "serde"))]

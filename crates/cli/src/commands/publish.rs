@@ -38,28 +38,11 @@ fn selected<'c>(config: &'c Config, only: Option<&str>) -> anyhow::Result<Vec<&'
 }
 
 fn now_rfc3339() -> String {
-    // Seconds since the epoch as a UTC datetime (no calendar crate needed for one timestamp).
-    let secs = std::time::SystemTime::now()
+    let us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    skystream_syntax::rfc3339_millis(us)
 }
 
 pub async fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {

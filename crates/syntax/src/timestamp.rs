@@ -1,11 +1,12 @@
-//! RFC 3339 timestamps from microseconds since the UNIX epoch, without a date library.
+//! Writing atproto datetimes: RFC 3339 from microseconds since the UNIX epoch, without a date
+//! library (the one place the crate formats rather than parses).
 
 /// The latest instant a four-digit year can hold (9999-12-31T23:59:59.999999Z).
 const MAX_US: i64 = 253_402_300_799_999_999;
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `us` (clamped to years 1970..=9999; sub-millisecond
 /// digits are dropped).
-pub(crate) fn rfc3339_millis(us: i64) -> String {
+pub fn rfc3339_millis(us: i64) -> String {
     let us = us.clamp(0, MAX_US);
     let secs = us / 1_000_000;
     let millis = (us % 1_000_000) / 1000;
@@ -36,7 +37,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skystream_syntax::Datetime;
+    use crate::Datetime;
 
     #[test]
     fn known_instants() {
