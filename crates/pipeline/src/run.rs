@@ -71,14 +71,7 @@ pub struct Closed;
 impl PipelineInput {
     /// Queues an event, waiting while the queue is full (backpressure).
     pub async fn send(&self, env: Envelope) -> Result<(), Closed> {
-        if let Some(limit) = &self.limit {
-            // Position-only events (no account) do not count towards the limit.
-            if env.event.did().is_some() && limit.taken.fetch_add(1, Ordering::SeqCst) >= limit.max
-            {
-                return Err(Closed);
-            }
-        }
-        self.tx.send(vec![env]).await.map_err(|_| Closed)
+        self.send_many(vec![env]).await
     }
 
     /// Queues a run of events at once (cheaper than one [`send`](Self::send) each), waiting

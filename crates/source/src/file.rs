@@ -47,8 +47,9 @@ impl FileSource {
     }
 }
 
-/// Decodes one capture record into its event (if it carries one).
-fn decode(
+/// Decodes one capture record into its event (if it carries one): a relay frame with its
+/// CIDs checked and records decoded, or a Jetstream line.
+pub fn decode_capture_record(
     format: CaptureFormat,
     data: &[u8],
     opts: &FrameOptions,
@@ -91,7 +92,7 @@ fn decode_chunk(
     chunk
         .into_par_iter()
         .filter_map(|(index, data)| {
-            let event = match decode(format, &data, opts) {
+            let event = match decode_capture_record(format, &data, opts) {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
                 Err(e) => {

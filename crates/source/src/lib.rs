@@ -19,7 +19,7 @@ mod spec;
 mod ws;
 
 pub use backoff::Backoff;
-pub use file::{FileSource, Pace};
+pub use file::{decode_capture_record, FileSource, Pace};
 pub use jetstream::{JetstreamConfig, JetstreamSource};
 pub use relay::{RelayConfig, RelaySource};
 pub use simulate::SimulateSource;

@@ -4,10 +4,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use skystream_capture::CaptureFormat;
 use skystream_event::jetstream::{self, TimeSequencer};
-use skystream_event::{from_frame, FrameOptions};
-use skystream_firehose::decode_frame;
+use skystream_event::FrameOptions;
+use skystream_source::decode_capture_record;
 
 use crate::cli::ConvertArgs;
 
@@ -30,16 +29,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
         };
-        let event = match format {
-            CaptureFormat::RelayFrames => decode_frame(rec.data())
-                .map_err(|e| e.to_string())
-                .and_then(|f| from_frame(&f, &opts).map_err(|e| e.to_string()))
-                .map(|o| o.event),
-            CaptureFormat::JetstreamJson => std::str::from_utf8(rec.data())
-                .map_err(|e| e.to_string())
-                .and_then(|s| jetstream::parse_line(s).map_err(|e| e.to_string()))
-                .map(|p| p.event),
-        };
+        let event = decode_capture_record(format, rec.data(), &opts);
         let event = match event {
             Ok(Some(e)) => e,
             Ok(None) => continue,
