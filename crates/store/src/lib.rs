@@ -6,7 +6,8 @@
 //! ([`FeedStore`]): the posts the feeds hold, in insertion order, with their memberships and
 //! scores, like and repost counts, hidden accounts, ranking snapshots and interactions, written
 //! by the indexer in batches of [`FeedWrite`]s (one transaction each) and paged by the HTTP
-//! server; later backfill state. There are two backends. SQLite, through `rusqlite` with SQLite compiled in, is the
+//! server; and backfill state ([`BackfillStore`]): per-repository progress, run state such as the
+//! `listRepos` page cursor, and leases. There are two backends. SQLite, through `rusqlite` with SQLite compiled in, is the
 //! default: one file, nothing to run, fast enough for one machine
 //! ([`SqliteStore`]). PostgreSQL, through `tokio-postgres` and a connection pool, is for when
 //! one machine is not enough ([`PostgresStore`]). [`MemoryStore`] is a third, in-process
@@ -38,6 +39,7 @@
 //! # }
 //! ```
 
+mod backfill;
 mod error;
 mod feed;
 mod memory;
@@ -51,6 +53,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+pub use backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRow, RepoStatus};
 pub use error::{StoreError, StoreErrorKind};
 pub use feed::{AccountStatus, FeedItem, FeedStore, FeedWrite, Membership, PostRow};
 pub use memory::MemoryStore;

@@ -16,6 +16,7 @@ use crate::{now_unix_ms, CursorRow, CursorStore};
 pub struct MemoryStore {
     cursors: Arc<Mutex<BTreeMap<String, CursorRow>>>,
     feeds: Arc<Mutex<FeedState>>,
+    backfill: Arc<Mutex<crate::backfill::memory::BackfillState>>,
 }
 
 impl MemoryStore {
@@ -28,6 +29,14 @@ impl MemoryStore {
         // Every critical section is a single map operation, so a panic cannot leave the map
         // half-updated; carry on after one.
         self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The backfill tables, locked. Each change is one map operation or a loop that cannot
+    /// fail, so a poisoned lock leaves consistent state.
+    pub(crate) fn backfill_state(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::backfill::memory::BackfillState> {
+        self.backfill.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The feed tables, locked. A batch is checked before its first change and none of the

@@ -30,6 +30,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         description: "feeds",
         sql: include_str!("../migrations/sqlite/0002_feeds.sql"),
     },
+    Migration {
+        version: 3,
+        description: "backfill",
+        sql: include_str!("../migrations/sqlite/0003_backfill.sql"),
+    },
 ];
 
 /// The PostgreSQL schema: the same versions and tables as [`SQLITE_MIGRATIONS`], in
@@ -45,12 +50,17 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         description: "feeds",
         sql: include_str!("../migrations/postgres/0002_feeds.sql"),
     },
+    Migration {
+        version: 3,
+        description: "backfill",
+        sql: include_str!("../migrations/postgres/0003_backfill.sql"),
+    },
 ];
 
 /// The schema version this build of skystream writes and expects. A database at a higher
 /// version was migrated by a newer skystream and is refused with a
 /// [`Migration`](crate::StoreErrorKind::Migration) error rather than used half-understood.
-pub const LATEST_SCHEMA_VERSION: u32 = 2;
+pub const LATEST_SCHEMA_VERSION: u32 = 3;
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

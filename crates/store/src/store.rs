@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRow};
 use crate::feed::{FeedItem, FeedStore, FeedWrite, PostRow};
 use crate::migrations::{MigrationReport, LATEST_SCHEMA_VERSION};
 use crate::url::{BackendKind, StoreUrl, Target};
@@ -14,7 +15,7 @@ use crate::{CursorRow, CursorStore, MemoryStore, PostgresStore, SqliteStore, Sto
 /// An open, migrated store: SQLite, PostgreSQL or memory, picked by URL.
 ///
 /// Cheap to clone (clones share the connections); `Send + Sync`, so one handle serves every
-/// task. It implements [`CursorStore`] and [`FeedStore`] (later issues add backfill).
+/// task. It implements [`CursorStore`], [`FeedStore`] and [`BackfillStore`].
 ///
 /// ```
 /// use skystream_store::{CursorStore, Store};
@@ -120,6 +121,14 @@ impl Store {
     }
 
     fn cursors(&self) -> &dyn CursorStore {
+        match &self.backend {
+            Backend::Memory(m) => m,
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(p) => p,
+        }
+    }
+
+    fn backfill(&self) -> &dyn BackfillStore {
         match &self.backend {
             Backend::Memory(m) => m,
             Backend::Sqlite(s) => s,
@@ -256,5 +265,68 @@ impl FeedStore for Store {
 
     async fn size_bytes(&self) -> Result<u64, StoreError> {
         self.feeds().size_bytes().await
+    }
+}
+
+#[async_trait]
+impl BackfillStore for Store {
+    async fn enqueue_repos(&self, dids: &[String]) -> Result<u64, StoreError> {
+        self.backfill().enqueue_repos(dids).await
+    }
+
+    async fn requeue_repo(&self, did: &str) -> Result<(), StoreError> {
+        self.backfill().requeue_repo(did).await
+    }
+
+    async fn claim_repos(
+        &self,
+        limit: usize,
+        max_attempts: u32,
+    ) -> Result<Vec<RepoJob>, StoreError> {
+        self.backfill().claim_repos(limit, max_attempts).await
+    }
+
+    async fn finish_repo(&self, did: &str, outcome: RepoOutcome) -> Result<(), StoreError> {
+        self.backfill().finish_repo(did, outcome).await
+    }
+
+    async fn reset_in_progress(&self) -> Result<u64, StoreError> {
+        self.backfill().reset_in_progress().await
+    }
+
+    async fn backfill_progress(&self) -> Result<BackfillProgress, StoreError> {
+        self.backfill().backfill_progress().await
+    }
+
+    async fn backfill_repo(&self, did: &str) -> Result<Option<RepoRow>, StoreError> {
+        self.backfill().backfill_repo(did).await
+    }
+
+    async fn failed_repos(&self, limit: usize) -> Result<Vec<RepoRow>, StoreError> {
+        self.backfill().failed_repos(limit).await
+    }
+
+    async fn backfill_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.backfill().backfill_value(key).await
+    }
+
+    async fn set_backfill_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.backfill().set_backfill_value(key, value).await
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.backfill()
+            .try_lease(name, holder, now_ms, ttl_ms)
+            .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.backfill().release_lease(name, holder).await
     }
 }
