@@ -61,6 +61,9 @@ pub enum Command {
     Unpublish(PublishArgs),
     /// Check that the service's DID document, describeFeedGenerator and the feed records agree.
     Verify(VerifyArgs),
+    /// Read history from repositories (listRepos + getRepo) into the feeds and/or a file:
+    /// bounded by days, resumable, throttled. `backfill status` shows the progress.
+    Backfill(BackfillArgs),
 }
 
 /// `skystream inspect`.
@@ -274,6 +277,96 @@ pub struct VerifyArgs {
     /// Public hostname (overrides [service] hostname).
     #[arg(long, env = "SKYSTREAM_HOSTNAME")]
     pub hostname: Option<String>,
+}
+
+/// `skystream backfill`. Knobs also read the backfill service's environment names
+/// (`BACKFILL_DAYS`, `BACKFILL_BATCH_SIZE`, `BACKFILL_BATCH_DELAY_MS`, `BACKFILL_MAX_CONCURRENT`,
+/// `BACKFILL_MAX_MEMORY_MB`, `BACKFILL_USE_IDLE`, `RELAY_URL`, `DATABASE_URL`).
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// `status`: show the progress kept in the database and exit.
+    #[command(subcommand)]
+    pub action: Option<BackfillAction>,
+    /// How far back: N days, -1 for all history, 0 for off (also BACKFILL_DAYS).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_DAYS", allow_negative_numbers = true)]
+    pub days: Option<i64>,
+    /// Backfill these repositories (repeatable) instead of every one the host lists.
+    #[arg(
+        long = "repo",
+        env = "SKYSTREAM_BACKFILL_REPOS",
+        value_delimiter = ',',
+        value_name = "DID"
+    )]
+    pub repos: Vec<String>,
+    /// The relay or PDS whose listRepos enumerates repositories (also RELAY_URL).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_HOST", value_name = "URL")]
+    pub host: Option<String>,
+    /// Collections to keep (all when not given).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_COLLECTIONS", value_delimiter = ',')]
+    pub collections: Vec<String>,
+    /// The database (its feeds are filled, and the progress is kept there; also DATABASE_URL).
+    #[arg(
+        long,
+        global = true,
+        env = "SKYSTREAM_DATABASE",
+        default_value = "./skystream.db",
+        value_name = "URL"
+    )]
+    pub database: String,
+    /// The feed configuration whose feeds the records are indexed into (default
+    /// ./skystream.toml, else the built-in example feeds).
+    #[arg(long, env = "SKYSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not index into the feeds (with --out: only export).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_NO_INDEX")]
+    pub no_index: bool,
+    /// Also append what is backfilled to FILE as Jetstream JSON lines (replayable with file:).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_OUT", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Repositories per batch (also BACKFILL_BATCH_SIZE; default 5).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+    /// Pause between batches in ms (also BACKFILL_BATCH_DELAY_MS; default 2000).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_BATCH_DELAY_MS")]
+    pub batch_delay_ms: Option<u64>,
+    /// Repositories read at once (also BACKFILL_MAX_CONCURRENT; default 2).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_MAX_CONCURRENT")]
+    pub max_concurrent: Option<usize>,
+    /// Pause while resident memory is above this many MB (also BACKFILL_MAX_MEMORY_MB; default
+    /// 512; 0 = no ceiling).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_MAX_MEMORY_MB")]
+    pub max_memory_mb: Option<u64>,
+    /// Most requests per second to any one host.
+    #[arg(long, env = "SKYSTREAM_BACKFILL_RATE", default_value = "10")]
+    pub requests_per_second: f64,
+    /// Attempts per repository before it is left failed.
+    #[arg(long, env = "SKYSTREAM_BACKFILL_MAX_ATTEMPTS", default_value = "3")]
+    pub max_attempts: u32,
+    /// Largest repository export accepted, in MB.
+    #[arg(long, env = "SKYSTREAM_BACKFILL_MAX_REPO_MB", default_value = "1024")]
+    pub max_repo_mb: u64,
+    /// The PLC directory that resolves did:plc to each repository's PDS.
+    #[arg(
+        long,
+        env = "SKYSTREAM_PLC_URL",
+        default_value = "https://plc.directory",
+        value_name = "URL"
+    )]
+    pub plc_url: String,
+    /// How long the backfill lease outlives a process that stopped without releasing it (only
+    /// one process backfills a database; it renews the lease every third of this).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_LEASE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// Fetch every repository from --host instead of resolving its PDS.
+    #[arg(long, env = "SKYSTREAM_BACKFILL_NO_RESOLVE")]
+    pub no_resolve: bool,
+}
+
+/// `skystream backfill` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackfillAction {
+    /// Show the progress kept in the database.
+    Status,
 }
 
 /// `skystream migrate`.

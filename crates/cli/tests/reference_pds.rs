@@ -400,3 +400,175 @@ auth = "required"
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn tid_at(us: i64, clock: u16) -> String {
+    skystream_syntax::Tid::from_parts(us as u64, clock).to_string()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn uris(path: &Path) -> std::collections::BTreeSet<String> {
+    lines(path)
+        .iter()
+        .map(|v| {
+            format!(
+                "at://{}/{}/{}",
+                v["did"].as_str().unwrap_or(""),
+                v["commit"]["collection"].as_str().unwrap_or(""),
+                v["commit"]["rkey"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Backfill from the reference PDS: posts whose TID keys are spread over the past days, read
+/// back with several --days bounds through listRepos and getRepo; a run killed half way
+/// resumes; a repository that cannot be fetched is retried and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_from_the_reference_pds() {
+    let Some(mut peer) = Peer::start() else {
+        return;
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    const DAY: i64 = 86_400_000_000;
+    let mut by_age: Vec<(i64, String)> = Vec::new();
+    let mut dids = Vec::new();
+    for (i, handle) in ["carol.test", "dave.test", "erin.test", "frank.test"]
+        .iter()
+        .enumerate()
+    {
+        let acct = peer.call(json!({"cmd": "account", "handle": handle, "password": "pw-123456"}));
+        let did = acct["did"].as_str().expect("did").to_owned();
+        for day in 0..6i64 {
+            let t = now_us - day * DAY - 3_600_000_000;
+            let rkey = tid_at(t, i as u16);
+            peer.call(json!({"cmd": "putRecord", "did": did, "collection": "app.bsky.feed.post", "rkey": rkey,
+                "record": {"$type": "app.bsky.feed.post", "text": format!("{handle} {day} days ago"), "createdAt": skystream_syntax::rfc3339_millis(t)}}));
+            by_age.push((day, format!("at://{did}/app.bsky.feed.post/{rkey}")));
+        }
+        dids.push(did);
+    }
+    let dir = std::env::temp_dir().join(format!("skystream-backfill-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let backfill = |db: &str, out: &Path, days: &str, extra: &[&str]| {
+        let mut args = vec![
+            "backfill",
+            "--days",
+            days,
+            "--host",
+            &peer.pds,
+            "--plc-url",
+            &peer.plc,
+            "--database",
+            db,
+            "--no-index",
+            "--collections",
+            "app.bsky.feed.post",
+        ];
+        args.push("--out");
+        let out = out.to_str().expect("utf-8").to_owned();
+        let mut owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        owned.push(out);
+        owned.extend(extra.iter().map(|s| s.to_string()));
+        owned
+    };
+    for days in [1i64, 3, -1] {
+        let db = format!("sqlite:{}", dir.join(format!("d{days}.db")).display());
+        let out = dir.join(format!("d{days}.jsonl"));
+        let args = backfill(&db, &out, &days.to_string(), &["--batch-delay-ms", "0"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = skystream(&args);
+        assert!(o.status.success(), "--days {days}: {}", text(&o));
+        let want: std::collections::BTreeSet<String> = by_age
+            .iter()
+            .filter(|(age, _)| days == -1 || *age < days)
+            .map(|(_, u)| u.clone())
+            .collect();
+        assert_eq!(uris(&out), want, "--days {days}");
+        assert_eq!(
+            lines(&out).len(),
+            want.len(),
+            "no duplicates in one clean run"
+        );
+        let status = skystream(&["backfill", "status", "--database", &db]);
+        assert!(text(&status).contains("4 done"), "{}", text(&status));
+    }
+
+    // Killed half way (one repository per batch, a pause between batches), then resumed.
+    let db = format!("sqlite:{}", dir.join("killed.db").display());
+    let out = dir.join("killed.jsonl");
+    let args = backfill(
+        &db,
+        &out,
+        "-1",
+        &[
+            "--batch-size",
+            "1",
+            "--batch-delay-ms",
+            "3000",
+            "--lease-ttl",
+            "1s",
+        ],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skystream"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start backfill");
+    // Killed as soon as the first repository's records are out.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uris(&out).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let half = uris(&out).len();
+    assert!(half > 0 && half < 24, "killed after {half} records");
+    let status = skystream(&["backfill", "status", "--database", &db]);
+    assert!(!text(&status).contains("4 done"), "{}", text(&status));
+    // The killed process's lease lapses (1 s), then the same command resumes.
+    std::thread::sleep(Duration::from_millis(1200));
+    let args = backfill(&db, &out, "-1", &["--batch-delay-ms", "0"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = skystream(&args);
+    assert!(o.status.success(), "resume: {}", text(&o));
+    assert_eq!(uris(&out).len(), 24, "resumed run completes the set");
+
+    // A repository the PDS does not have: retried, then reported; the others still arrive.
+    let db = format!("sqlite:{}", dir.join("missing.db").display());
+    let out = dir.join("missing.jsonl");
+    let mut args = backfill(
+        &db,
+        &out,
+        "-1",
+        &["--max-attempts", "2", "--batch-delay-ms", "0"],
+    );
+    args.extend([
+        "--repo".to_owned(),
+        "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+        "--repo".to_owned(),
+        dids[0].clone(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = skystream(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(uris(&out).len(), 6);
+    let status = skystream(&["backfill", "status", "--database", &db]);
+    assert!(
+        text(&status).contains("failed: did:plc:aaaaaaaaaaaaaaaaaaaaaaaa after 2 attempts"),
+        "{}",
+        text(&status)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

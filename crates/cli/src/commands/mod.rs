@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backfill;
 pub mod convert;
 pub mod inspect;
 pub mod migrate;

@@ -37,14 +37,15 @@ fn now_ms() -> i64 {
 }
 
 /// Where the config comes from.
-enum ConfigSource {
+pub(crate) enum ConfigSource {
     File(PathBuf),
     Example,
 }
 
-fn load_config(args: &ServeArgs) -> anyhow::Result<(Config, ConfigSource)> {
-    let path = match &args.config {
-        Some(p) => Some(p.clone()),
+/// The feed config: `config`, else ./skystream.toml if present, else the built-in example.
+pub(crate) fn load_config(config: Option<&Path>) -> anyhow::Result<(Config, ConfigSource)> {
+    let path = match config {
+        Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("skystream.toml")).filter(|p| p.exists()),
     };
     match path {
@@ -206,7 +207,7 @@ fn spawn_pruner(store: Arc<dyn FeedStore>, feeds: SharedFeeds, stop: Cancellatio
 }
 
 pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
-    let (config, origin) = load_config(args)?;
+    let (config, origin) = load_config(args.config.as_deref())?;
     let database = if std::env::var_os("SKYSTREAM_DATABASE").is_none()
         && args.ingest.database == "./skystream.db"
     {

@@ -1,0 +1,319 @@
+//! `skystream backfill` and `backfill status`: history from repositories, through the same
+//! pipeline and indexer as live events, resumable from the state kept in the database.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use skystream_backfill::{
+    Backfill, BackfillConfig, HttpHost, HttpHostConfig, JsonlOut, RepoSource, Window,
+};
+use skystream_identity::{CachingResolver, HttpResolver, HttpResolverConfig, Resolver};
+use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
+use skystream_pipeline::{Consumer, MemoryCursorSink, Pipeline, PipelineConfig};
+use skystream_store::{BackfillStore, FeedStore, Store};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{BackfillAction, BackfillArgs};
+use crate::commands::serve::load_config;
+use crate::ingest;
+
+/// The lease that makes one process the backfiller of a shared database.
+const LEASE: &str = "backfill";
+
+/// A knob from its flag, else the backfill service's environment name, else its default.
+fn knob<T: FromStr>(flag: Option<T>, seed_env: &str, default: T) -> anyhow::Result<T> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    match std::env::var(seed_env) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{seed_env}={s:?} is not a valid value")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn database(args: &BackfillArgs) -> String {
+    if std::env::var_os("SKYSTREAM_DATABASE").is_none() && args.database == "./skystream.db" {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return url;
+        }
+    }
+    args.database.clone()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
+    let store = ingest::open_store(&database(args)).await?;
+    if let Some(BackfillAction::Status) = args.action {
+        return status(&store).await;
+    }
+    let days: i64 = match args.days {
+        Some(d) => d,
+        None => knob(None, "BACKFILL_DAYS", i64::MIN)?,
+    };
+    if days == i64::MIN {
+        anyhow::bail!("say how far back: --days N (the last N days), --days -1 (all history); BACKFILL_DAYS works too");
+    }
+    let now_us = now_ms().saturating_mul(1000);
+    let Some(window) = Window::from_days(days, now_us) else {
+        println!("backfill is off (--days {days}); nothing to do");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let cfg = BackfillConfig {
+        window,
+        collections: args.collections.clone(),
+        batch_size: knob(args.batch_size, "BACKFILL_BATCH_SIZE", 5)?,
+        batch_delay: Duration::from_millis(knob(
+            args.batch_delay_ms,
+            "BACKFILL_BATCH_DELAY_MS",
+            2000,
+        )?),
+        max_concurrent: knob(args.max_concurrent, "BACKFILL_MAX_CONCURRENT", 2)?,
+        max_memory_bytes: knob(args.max_memory_mb, "BACKFILL_MAX_MEMORY_MB", 512)? << 20,
+        max_attempts: args.max_attempts.max(1),
+        poll: Duration::from_millis(500),
+    };
+    let host = args
+        .host
+        .clone()
+        .or_else(|| std::env::var("RELAY_URL").ok())
+        .unwrap_or_else(|| "https://bsky.network".to_owned())
+        .replace("wss://", "https://")
+        .replace("ws://", "http://");
+    let resolver: Option<Arc<dyn Resolver>> = if args.no_resolve {
+        None
+    } else {
+        Some(Arc::new(CachingResolver::new(
+            HttpResolver::with_config(HttpResolverConfig {
+                plc_url: args.plc_url.clone(),
+                ..HttpResolverConfig::default()
+            })
+            .context("cannot set up DID resolution")?,
+        )))
+    };
+    let repo_host = HttpHost::new(
+        HttpHostConfig {
+            host: host.clone(),
+            requests_per_second: args.requests_per_second,
+            max_repo_bytes: args.max_repo_mb << 20,
+            ..HttpHostConfig::default()
+        },
+        resolver,
+    )?;
+
+    let mut consumers: Vec<Box<dyn Consumer>> = Vec::new();
+    if !args.no_index {
+        let (config, _) = load_config(args.config.as_deref())?;
+        let feeds: SharedFeeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+            version: 0,
+            feeds: config.feeds.clone(),
+        })));
+        let window = Arc::new(Mutex::new(RecentWindow::new(
+            config.ingest.recent_window as usize,
+        )));
+        let feed_store: Arc<dyn FeedStore> = Arc::new(store.clone());
+        consumers.push(Box::new(Indexer::new(feed_store, feeds, window)));
+    }
+    if let Some(path) = &args.out {
+        let out = JsonlOut::open(path)
+            .with_context(|| format!("cannot open {} for writing", path.display()))?;
+        consumers.push(Box::new(out));
+    }
+    if consumers.is_empty() {
+        anyhow::bail!("--no-index without --out would read repositories for nothing");
+    }
+
+    let holder = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
+        std::process::id()
+    );
+    if !store
+        .try_lease(LEASE, &holder, now_ms(), args.lease_ttl.as_millis() as i64)
+        .await?
+    {
+        anyhow::bail!(
+            "another process is backfilling this database (it holds the backfill lease, which expires {:?} after that process stops; see --lease-ttl)",
+            args.lease_ttl
+        );
+    }
+    let stop = CancellationToken::new();
+    ingest::cancel_on_signals(stop.clone());
+    spawn_lease_renewal(store.clone(), holder.clone(), args.lease_ttl, stop.clone());
+    let progress = spawn_progress(store.clone(), stop.clone());
+
+    let source = if args.repos.is_empty() {
+        info!(host = %host, "enumerating repositories with listRepos");
+        RepoSource::Host
+    } else {
+        RepoSource::Dids(args.repos.clone())
+    };
+    let (input, handle) = Pipeline::start(
+        PipelineConfig::default(),
+        "backfill",
+        None,
+        consumers,
+        Arc::new(MemoryCursorSink::new()),
+    );
+    let backfill = Backfill::new(cfg.clone(), Arc::new(store.clone()), Arc::new(repo_host));
+    let result = backfill
+        .run(&source, input, handle.committed(), stop.clone())
+        .await;
+    handle.finish().await;
+    stop.cancel();
+    let _ = progress.await;
+    let _ = store.release_lease(LEASE, &holder).await;
+    let report = result?;
+    let p = store.backfill_progress().await?;
+    println!(
+        "backfill {}: {} repositories done, {} failed, {} pending; {} records sent this run ({} outside the window, {} unreadable)",
+        if report.stopped { "stopped" } else { "finished" },
+        p.done,
+        p.failed,
+        p.pending + p.in_progress,
+        report.records,
+        report.outside_window,
+        report.bad_records
+    );
+    if report.stopped {
+        println!("run the same command again to resume");
+    }
+    let left_failed = store
+        .failed_repos(usize::MAX)
+        .await?
+        .into_iter()
+        .filter(|r| r.attempts >= cfg.max_attempts)
+        .count();
+    Ok(if left_failed > 0 {
+        println!(
+            "{left_failed} repositories failed every attempt: see `skystream backfill status`"
+        );
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn status(store: &Store) -> anyhow::Result<ExitCode> {
+    let p = store.backfill_progress().await?;
+    println!(
+        "repositories: {} total, {} done, {} in progress, {} pending, {} failed",
+        p.total(),
+        p.done,
+        p.in_progress,
+        p.pending,
+        p.failed
+    );
+    println!("records kept: {}", p.records);
+    match (
+        store.backfill_value("list_repos_done").await?,
+        store.backfill_value("list_repos_cursor").await?,
+    ) {
+        (Some(_), _) => println!("listRepos: enumerated"),
+        (None, Some(c)) => println!("listRepos: resumes at page cursor {c}"),
+        (None, None) => {}
+    }
+    for r in store.failed_repos(20).await? {
+        println!(
+            "failed: {} after {} attempts: {}",
+            r.did,
+            r.attempts,
+            r.last_error.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_lease_renewal(store: Store, holder: String, ttl: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(ttl / 3) => {}
+            }
+            match store
+                .try_lease(LEASE, &holder, now_ms(), ttl.as_millis() as i64)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!("lost the backfill lease to another process; stopping");
+                    stop.cancel();
+                    return;
+                }
+                Err(e) => warn!(error = %e, "could not renew the backfill lease"),
+            }
+        }
+    });
+}
+
+/// Progress: a line redrawn in place on a terminal, a log line every 10 s otherwise.
+fn spawn_progress(store: Store, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let tty = std::io::stderr().is_terminal();
+        let every = if tty {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(10)
+        };
+        let start = Instant::now();
+        let first = store
+            .backfill_progress()
+            .await
+            .map(|p| p.records)
+            .unwrap_or(0);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Ok(p) = store.backfill_progress().await else {
+                continue;
+            };
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            let rate = p.records.saturating_sub(first) as f64 / secs;
+            let left = p.pending + p.in_progress;
+            let repo_rate = p.done as f64 / secs;
+            let eta = if repo_rate > 0.0 {
+                format!("{:.0}s", left as f64 / repo_rate)
+            } else {
+                "?".into()
+            };
+            if tty {
+                eprint!(
+                    "\rbackfill: {}/{} repos, {} failed, {} records, {rate:.0} records/s, ETA {eta}   ",
+                    p.done,
+                    p.total(),
+                    p.failed,
+                    p.records
+                );
+            } else {
+                info!(
+                    done = p.done,
+                    total = p.total(),
+                    failed = p.failed,
+                    records = p.records,
+                    records_per_s = rate as u64,
+                    eta = %eta,
+                    "backfill progress"
+                );
+            }
+        }
+        if tty {
+            eprintln!();
+        }
+    })
+}
