@@ -936,7 +936,8 @@ mod tests {
 
     #[test]
     fn hostile_messages_are_rejected_with_a_kind() {
-        let cases: Vec<(Vec<(&str, &[u8])>, Option<&[u8]>, ReadErrorKind)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a [u8])>, Option<&'a [u8]>, ReadErrorKind);
+        let cases: Vec<Case<'_>> = vec![
             (vec![], None, ReadErrorKind::NotJson),
             (vec![], Some(b"not json"), ReadErrorKind::NotJson),
             (vec![], Some(b"[1,2]"), ReadErrorKind::NotJson),

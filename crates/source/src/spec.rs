@@ -117,7 +117,7 @@ impl SourceSpec {
                 .parse()
                 .map(|rate| SourceSpec::Simulate { rate })
                 .map_err(|_| err("the rate must be a whole number of events per second")),
-            "kafka" => parse_kafka(rest).map_err(|r| err(r)),
+            "kafka" => parse_kafka(rest).map_err(err),
             _ => Err(err(&format!("unknown kind {kind:?}"))),
         }
     }
