@@ -269,6 +269,101 @@ pub async fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+
+    fn args(argv: &[&str]) -> KafkaArgs {
+        let mut full = vec!["skystream", "kafka"];
+        full.extend_from_slice(argv);
+        match crate::cli::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
+            crate::cli::Command::Kafka(a) => a,
+            other => panic!("not kafka: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_seed_usage_lines_resolve() {
+        let r = resolve(&args(&[
+            "--kafka-bootstrap-servers",
+            "localhost:9092",
+            "--kafka-topic",
+            "bluesky",
+            "--collections",
+            "post,app.bsky.graph.block",
+            "--sample-rate",
+            "0.25",
+            "--content-mode",
+            "binary",
+            "--kafka-option",
+            "compression.type=lz4",
+        ]))
+        .expect("resolves");
+        assert_eq!(r.sink.topic, "bluesky");
+        assert_eq!(r.sink.mode, ContentMode::Binary);
+        assert_eq!(
+            r.sink.mapping.collections,
+            vec![Collection::Post, Collection::Block]
+        );
+        assert_eq!(r.sink.sampler.rate(), 0.25);
+        assert!(r
+            .sink
+            .client
+            .contains(&("compression.type".into(), "lz4".into())));
+        assert_eq!(r.source, DEFAULT_SOURCE);
+
+        let cs = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=hub";
+        let r = resolve(&args(&[
+            "--connection-string",
+            cs,
+            "--firehose-url",
+            "wss://relay.example",
+        ]))
+        .expect("resolves");
+        assert_eq!(r.sink.topic, "hub");
+        assert!(r.sink.client.contains(&(
+            "bootstrap.servers".into(),
+            "ns.servicebus.windows.net:9093".into()
+        )));
+        assert!(r
+            .sink
+            .client
+            .contains(&("sasl.username".into(), "$ConnectionString".into())));
+        assert_eq!(r.source, "relay:wss://relay.example");
+        assert_eq!(r.sink.mapping.collections, Collection::DEFAULT.to_vec());
+
+        for bad in [
+            vec!["--kafka-topic", "t"],
+            vec!["--kafka-bootstrap-servers", "h:1"],
+            vec![
+                "--kafka-bootstrap-servers",
+                "h:1",
+                "--kafka-topic",
+                "t",
+                "--collections",
+                "lists",
+            ],
+            vec![
+                "--kafka-bootstrap-servers",
+                "h:1",
+                "--kafka-topic",
+                "t",
+                "--sample-rate",
+                "2",
+            ],
+            vec![
+                "--kafka-bootstrap-servers",
+                "h:1",
+                "--kafka-topic",
+                "t",
+                "--kafka-option",
+                "novalue",
+            ],
+        ] {
+            assert!(resolve(&args(&bad)).is_err(), "{bad:?}");
+        }
+    }
 
     #[tokio::test]
     async fn cursor_file_round_trip_in_the_seed_format() {
