@@ -368,8 +368,11 @@ async fn a_frozen_broker_stalls_the_cursor_and_loses_nothing() {
     .expect("producer");
     let cursors = MemoryCursorSink::new();
     let (input, handle) = Pipeline::start(
+        // Small queues, so a stalled consumer holds the source back within a few dozen events.
         PipelineConfig {
             batch_max: 4,
+            consumer_queue: 2,
+            input_capacity: 16,
             ..pipeline_config()
         },
         "outage",
@@ -396,7 +399,10 @@ async fn a_frozen_broker_stalls_the_cursor_and_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let still = *committed.borrow();
     let last = events.last().map(|e| e.cursor);
-    assert!(feeder.is_finished(), "the source handed over everything meanwhile");
+    assert!(
+        !feeder.is_finished(),
+        "backpressure: the source is held back while the broker is frozen"
+    );
     assert_eq!(frozen_at, still, "no progress while the broker is frozen");
     assert!(
         still < last,
@@ -506,7 +512,11 @@ async fn kafka_source_feeds_the_pipeline_and_commits_what_was_acknowledged() {
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(got.len(), want.len(), "every CloudEvent came back as an event");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "every CloudEvent came back as an event"
+    );
     // The events read back map to the same CloudEvents (their cursor is the source's own).
     let mut again: Vec<CloudEvent> = got
         .iter()
@@ -534,7 +544,11 @@ async fn kafka_source_feeds_the_pipeline_and_commits_what_was_acknowledged() {
         Duration::from_secs(15),
     )
     .await;
-    assert!(again.is_empty(), "resumed after the committed offsets, read {}", again.len());
+    assert!(
+        again.is_empty(),
+        "resumed after the committed offsets, read {}",
+        again.len()
+    );
 
     // A new group starts from the beginning.
     let fresh = consume(
