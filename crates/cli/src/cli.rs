@@ -64,6 +64,9 @@ pub enum Command {
     /// Read history from repositories (listRepos + getRepo) into the feeds and/or a file:
     /// bounded by days, resumable, throttled. `backfill status` shows the progress.
     Backfill(BackfillArgs),
+    /// Publish the firehose to Kafka (or Event Hubs / Fabric) as CloudEvents; the cursor moves
+    /// only past events the broker acknowledged.
+    Kafka(KafkaArgs),
 }
 
 /// `skystream inspect`.
@@ -120,7 +123,7 @@ pub enum PaceArg {
 #[derive(Clone, Debug, Args)]
 pub struct IngestArgs {
     /// Where events come from: relay:wss://HOST, jetstream:wss://HOST[,wss://HOST2],
-    /// file:PATH or simulate:RATE.
+    /// file:PATH, simulate:RATE or kafka:BROKERS/TOPIC?group=NAME.
     #[arg(long, env = "SKYSTREAM_SOURCE", value_name = "SPEC")]
     pub source: Option<String>,
     /// The database: a SQLite file path (default), sqlite::memory:, or postgres://…
@@ -227,6 +230,85 @@ pub struct ServeArgs {
     /// /health fails when ingest lags event time by more than this.
     #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
     pub max_lag: Duration,
+}
+
+/// CloudEvents layouts for `kafka --content-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ContentModeArg {
+    /// The whole CloudEvent as a JSON object in the message value.
+    Structured,
+    /// The data in the value, the attributes in ce_* headers.
+    Binary,
+}
+
+/// `skystream kafka`. The seed bridge's environment variables are read as fallbacks when the
+/// `SKYSTREAM_*` one is unset (see `kafka::seed_env`).
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Source, database, metrics and timers (default source: relay:wss://bsky.network).
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// Kafka bootstrap servers, host:port[,host:port] (or KAFKA_BOOTSTRAP_SERVERS).
+    #[arg(
+        long,
+        env = "SKYSTREAM_KAFKA_BOOTSTRAP_SERVERS",
+        value_name = "SERVERS"
+    )]
+    pub kafka_bootstrap_servers: Option<String>,
+    /// The topic (or KAFKA_TOPIC; with --connection-string, its EntityPath when not given).
+    #[arg(long, env = "SKYSTREAM_KAFKA_TOPIC", value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// SASL PLAIN user, over SASL_SSL (or SASL_USERNAME).
+    #[arg(long, env = "SKYSTREAM_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    /// SASL PLAIN password (or SASL_PASSWORD; prefer the environment).
+    #[arg(long, env = "SKYSTREAM_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// An Event Hubs / Fabric Event Streams connection string: bootstrap from Endpoint (port
+    /// 9093), topic from EntityPath, SASL_SSL PLAIN as $ConnectionString (or
+    /// EVENTHUB_CONNECTION_STRING, CONNECTION_STRING).
+    #[arg(long, env = "SKYSTREAM_CONNECTION_STRING", hide_env_values = true)]
+    pub connection_string: Option<String>,
+    /// Record collections to publish: post, like, repost, follow, block, profile, or NSIDs
+    /// (or BLUESKY_COLLECTIONS). Default post,like,repost,follow. Identity and account events
+    /// are always published.
+    #[arg(long, env = "SKYSTREAM_COLLECTIONS", value_delimiter = ',')]
+    pub collections: Vec<String>,
+    /// Fraction of events to publish, 0.0 to 1.0, chosen by a hash of the event id so reruns
+    /// pick the same events (or BLUESKY_SAMPLE_RATE). Default 1.0.
+    #[arg(long, env = "SKYSTREAM_SAMPLE_RATE")]
+    pub sample_rate: Option<f64>,
+    /// CloudEvents content mode (or CLOUDEVENTS_MODE). Default structured.
+    #[arg(long, env = "SKYSTREAM_CONTENT_MODE", value_enum)]
+    pub content_mode: Option<ContentModeArg>,
+    /// A librdkafka setting, key=value, applied last (repeatable; in the environment one per
+    /// line).
+    #[arg(
+        long = "kafka-option",
+        env = "SKYSTREAM_KAFKA_OPTIONS",
+        value_delimiter = '\n',
+        value_name = "KEY=VALUE"
+    )]
+    pub kafka_options: Vec<String>,
+    /// Keep the upstream cursor in this file ({"cursor": N}, the seed bridge's format) instead
+    /// of the database (or BLUESKY_CURSOR_FILE).
+    #[arg(long, env = "SKYSTREAM_CURSOR_FILE", value_name = "FILE")]
+    pub cursor_file: Option<PathBuf>,
+    /// The seed bridge's firehose flag: a relay URL, used as --source relay:URL when --source
+    /// is not given (or BLUESKY_FIREHOSE_URL).
+    #[arg(long, env = "SKYSTREAM_FIREHOSE_URL", value_name = "URL")]
+    pub firehose_url: Option<String>,
+    /// The CloudEvents `source` attribute: a stable URI naming this deployment.
+    #[arg(
+        long,
+        env = "SKYSTREAM_CLOUDEVENTS_SOURCE",
+        default_value = skystream_kafka::cloudevent::DEFAULT_SOURCE,
+        value_name = "URI"
+    )]
+    pub cloudevents_source: String,
+    /// Stop after this many events.
+    #[arg(long, env = "SKYSTREAM_MAX_EVENTS")]
+    pub max_events: Option<u64>,
 }
 
 /// `skystream publish` and `unpublish`.

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use skystream_identity::{
     CachingResolver, HttpResolver, HttpResolverConfig, MemoryDirectory, Resolver,
 };
+use skystream_kafka::{KafkaSource, KafkaSourceConfig};
 use skystream_pipeline::{
     Consumer, ConsumerError, CursorSink, Pipeline, PipelineConfig, PipelineSummary,
 };
@@ -26,7 +27,7 @@ use crate::cli::{IngestArgs, PaceArg};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Saves committed cursors in the store's `cursors` table.
-struct StoreSink(Store);
+pub struct StoreSink(pub Store);
 
 #[async_trait]
 impl CursorSink for StoreSink {
@@ -102,6 +103,18 @@ pub fn build_source(
             Box::new(FileSource::new(path.clone(), pace, keep_raw))
         }
         SourceSpec::Simulate { rate } => Box::new(SimulateSource::new(*rate, keep_raw)),
+        SourceSpec::Kafka {
+            brokers,
+            topic,
+            group,
+            options,
+        } => Box::new(KafkaSource::new(KafkaSourceConfig {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            group: group.clone(),
+            client: options.clone(),
+            backoff_max: args.backoff_max,
+        })),
     })
 }
 
@@ -163,7 +176,7 @@ pub struct RunOutcome {
 /// saves the cursor. `max_events` stops the source after that many events.
 pub async fn run(
     store: &Store,
-    mut source: Box<dyn Source>,
+    source: Box<dyn Source>,
     consumers: Vec<Box<dyn Consumer>>,
     args: &IngestArgs,
     max_events: Option<u64>,
@@ -174,6 +187,23 @@ pub async fn run(
         .load_cursor(&key)
         .await
         .with_context(|| format!("cannot read the saved cursor for {key}"))?;
+    let sink = Arc::new(StoreSink(store.clone()));
+    run_from(source, key, start, sink, consumers, args, max_events, stop).await
+}
+
+/// [`run`] with the cursor's key, start and sink chosen by the caller (the `kafka` command
+/// keeps its cursor under its own key, or in a file).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_from(
+    mut source: Box<dyn Source>,
+    key: String,
+    start: Option<u64>,
+    sink: Arc<dyn CursorSink>,
+    consumers: Vec<Box<dyn Consumer>>,
+    args: &IngestArgs,
+    max_events: Option<u64>,
+    stop: CancellationToken,
+) -> anyhow::Result<RunOutcome> {
     match start {
         Some(c) => info!(source = %key, cursor = c, "resuming from the saved cursor"),
         None => {
@@ -184,13 +214,7 @@ pub async fn run(
         save_interval: args.cursor_save_interval,
         ..PipelineConfig::default()
     };
-    let (input, handle) = Pipeline::start(
-        cfg,
-        key.clone(),
-        start,
-        consumers,
-        Arc::new(StoreSink(store.clone())),
-    );
+    let (input, handle) = Pipeline::start(cfg, key.clone(), start, consumers, sink);
     let input = match max_events {
         Some(n) => input.limited(n),
         None => input,

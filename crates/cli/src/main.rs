@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::Unpublish(a) => block_on(commands::publish::unpublish(a)),
         cli::Command::Verify(a) => block_on(commands::publish::verify(a)),
         cli::Command::Backfill(a) => block_on(commands::backfill::run(a)),
+        cli::Command::Kafka(a) => block_on(commands::kafka::run(a)),
     };
     match result {
         Ok(code) => code,

@@ -25,11 +25,23 @@ pub enum SourceSpec {
         /// Events per second (0 = as fast as possible).
         rate: u64,
     },
+    /// `kafka:BROKERS/TOPIC?group=NAME[&client.setting=value…]`: CloudEvents written by
+    /// `skystream kafka`, read back as a consumer group (run by the `skystream-kafka` crate).
+    Kafka {
+        /// `host:port[,host:port…]`.
+        brokers: String,
+        /// The topic.
+        topic: String,
+        /// The consumer group (default `skystream`).
+        group: String,
+        /// Further librdkafka settings from the query string, in order.
+        options: Vec<(String, String)>,
+    },
 }
 
 /// A `--source` value that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid source {value:?}: {reason}. Expected relay:wss://HOST, jetstream:wss://HOST[,wss://HOST2], file:PATH or simulate:RATE")]
+#[error("invalid source {value:?}: {reason}. Expected relay:wss://HOST, jetstream:wss://HOST[,wss://HOST2], file:PATH, simulate:RATE or kafka:BROKERS/TOPIC?group=NAME")]
 pub struct SpecError {
     /// What was given.
     pub value: String,
@@ -105,6 +117,7 @@ impl SourceSpec {
                 .parse()
                 .map(|rate| SourceSpec::Simulate { rate })
                 .map_err(|_| err("the rate must be a whole number of events per second")),
+            "kafka" => parse_kafka(rest).map_err(err),
             _ => Err(err(&format!("unknown kind {kind:?}"))),
         }
     }
@@ -117,8 +130,66 @@ impl SourceSpec {
             SourceSpec::Jetstream { urls } => format!("jetstream:{}", urls.join(",")),
             SourceSpec::File { path } => format!("file:{}", path.display()),
             SourceSpec::Simulate { .. } => "simulate".to_owned(),
+            SourceSpec::Kafka {
+                brokers,
+                topic,
+                group,
+                ..
+            } => format!("kafka:{brokers}/{topic}?group={group}"),
         }
     }
+}
+
+/// Parses `BROKERS/TOPIC?group=NAME&k=v…` (after `kafka:`).
+fn parse_kafka(rest: &str) -> Result<SourceSpec, &'static str> {
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (brokers, topic) = path
+        .rsplit_once('/')
+        .ok_or("the value needs BROKERS/TOPIC")?;
+    let broker_ok = |b: &str| {
+        let (host, port) = b.rsplit_once(':').unwrap_or((b, "9092"));
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c))
+            && port.parse::<u16>().is_ok()
+    };
+    if brokers.is_empty() || !brokers.split(',').all(broker_ok) {
+        return Err("the brokers must be host:port[,host:port]");
+    }
+    // Kafka's own topic name rule.
+    if topic.is_empty()
+        || topic.len() > 249
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err("the topic must be 1-249 characters of [a-zA-Z0-9._-]");
+    }
+    let mut group = "skystream".to_owned();
+    let mut options = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or("each query item must be key=value")?;
+        if k == "group" {
+            if v.is_empty() {
+                return Err("the group is empty");
+            }
+            group = v.to_owned();
+        } else if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '.') {
+            options.push((k.to_owned(), v.to_owned()));
+        } else {
+            return Err("query keys are group or librdkafka settings (lowercase, dotted)");
+        }
+    }
+    Ok(SourceSpec::Kafka {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        group,
+        options,
+    })
 }
 
 #[cfg(test)]
@@ -153,6 +224,45 @@ mod tests {
             SourceSpec::parse("simulate:2000").expect("ok"),
             SourceSpec::Simulate { rate: 2000 }
         );
+    }
+
+    #[test]
+    fn kafka_specs() {
+        let spec = SourceSpec::parse(
+            "kafka:127.0.0.1:9092,b.example:9093/bluesky.events?group=feeds&session.timeout.ms=6000",
+        )
+        .expect("ok");
+        assert_eq!(
+            spec,
+            SourceSpec::Kafka {
+                brokers: "127.0.0.1:9092,b.example:9093".into(),
+                topic: "bluesky.events".into(),
+                group: "feeds".into(),
+                options: vec![("session.timeout.ms".into(), "6000".into())],
+            }
+        );
+        assert_eq!(
+            spec.cursor_key(),
+            "kafka:127.0.0.1:9092,b.example:9093/bluesky.events?group=feeds"
+        );
+        let SourceSpec::Kafka { group, .. } =
+            SourceSpec::parse("kafka://localhost:9092/t").expect("ok")
+        else {
+            panic!("not kafka")
+        };
+        assert_eq!(group, "skystream");
+        for bad in [
+            "kafka:",
+            "kafka:/t",
+            "kafka:host:9092/",
+            "kafka:host:notaport/t",
+            "kafka:host:9092/bad topic",
+            "kafka:host:9092/t?group=",
+            "kafka:host:9092/t?Bad=1",
+            "kafka:host:9092/t?novalue",
+        ] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

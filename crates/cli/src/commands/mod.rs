@@ -3,6 +3,7 @@
 pub mod backfill;
 pub mod convert;
 pub mod inspect;
+pub mod kafka;
 pub mod migrate;
 pub mod publish;
 pub mod record;
