@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Publish(a) => block_on(commands::publish::publish(a)),
         cli::Command::Unpublish(a) => block_on(commands::publish::unpublish(a)),
         cli::Command::Verify(a) => block_on(commands::publish::verify(a)),
+        cli::Command::Jetstream(a) => block_on(commands::jetstream::run(a)),
     };
     match result {
         Ok(code) => code,

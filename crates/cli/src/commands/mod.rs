@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod inspect;
+pub mod jetstream;
 pub mod migrate;
 pub mod publish;
 pub mod record;
