@@ -86,13 +86,36 @@ pub async fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         println!("published {uri}");
     }
     if config.service.publisher_did.as_deref() != Some(session.did.as_str()) {
+        record_publisher(&args.config, &session.did)?;
         println!(
-            "set publisher_did = \"{}\" under [service] in {} so feed URIs name this account",
+            "set publisher_did = \"{}\" under [service] in {}",
             session.did,
             args.config.display()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `publisher_did` under `[service]` in the config file, keeping the rest of the file
+/// (comments, order, formatting) as the user wrote it; the running server picks it up on reload.
+fn record_publisher(path: &std::path::Path, did: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("cannot edit {}", path.display()))?;
+    let service = doc
+        .entry("service")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .context("[service] in the config is not a table")?;
+    service.insert("publisher_did", toml_edit::value(did));
+    // Written beside and renamed over, so a crash never leaves half a config.
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, doc.to_string())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
 }
 
 pub async fn unpublish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
