@@ -195,15 +195,19 @@ impl Hub {
     }
 
     /// Deletes entries older than `cutoff` (retention).
-    pub async fn trim_before(&self, cutoff: i64) -> Result<Trimmed, HubError> {
+    pub async fn trim_before(self: &Arc<Self>, cutoff: i64) -> Result<Trimmed, HubError> {
         let log = self.log.clone();
+        let hub = self.clone();
         let (trimmed, bounds) = tokio::task::spawn_blocking(move || -> Result<_, HubError> {
-            let t = log.trim_before(cutoff)?;
+            // Published before each delete: a reader that checks it after its read knows
+            // whether the rows it expected could have been deleted under it.
+            let t = log.trim_before(cutoff, &|t| {
+                hub.trimmed_upto.fetch_max(t, Ordering::AcqRel);
+            })?;
             Ok((t, log.bounds()?))
         })
         .await??;
         if let Some(t) = trimmed.newest_removed {
-            self.trimmed_upto.fetch_max(t, Ordering::AcqRel);
             self.tail
                 .write()
                 .map_err(|_| HubError::Poisoned)?

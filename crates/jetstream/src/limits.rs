@@ -85,10 +85,13 @@ impl Limiter {
 }
 
 impl Permit {
-    /// How long to wait before sending `events` more events (zero when under the rate).
-    pub fn take(&self, events: u64) -> Duration {
+    /// How long to wait after sending `sent` events and reading `scanned` (sent or filtered
+    /// out) from the log: each sent event costs one token, each scanned one a tenth. Zero when
+    /// under the rate.
+    pub fn take(&self, sent: u64, scanned: u64) -> Duration {
         let rate = f64::from(self.limiter.limits.events_per_sec);
-        if rate == 0.0 || events == 0 {
+        let cost = sent as f64 + scanned as f64 / 10.0;
+        if rate == 0.0 || cost == 0.0 {
             return Duration::ZERO;
         }
         let Ok(mut b) = self.bucket.lock() else {
@@ -98,7 +101,7 @@ impl Permit {
         // Refill up to one second's worth (the burst), then take.
         b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(rate);
         b.last = now;
-        b.tokens -= events as f64;
+        b.tokens -= cost;
         if b.tokens >= 0.0 {
             Duration::ZERO
         } else {
@@ -143,7 +146,7 @@ mod tests {
     }
 
     fn p1_take_is_free(l: &Arc<Limiter>, ip: IpAddr) -> Duration {
-        l.admit(ip).expect("admit").take(1_000_000)
+        l.admit(ip).expect("admit").take(1_000_000, 1_000_000)
     }
 
     #[test]
@@ -155,9 +158,9 @@ mod tests {
         let ip: IpAddr = "::1".parse().expect("ip");
         let p = l.admit(ip).expect("admit");
         let q = l.admit(ip).expect("admit");
-        assert_eq!(p.take(60), Duration::ZERO);
-        assert_eq!(q.take(40), Duration::ZERO);
-        let wait = p.take(50);
+        assert_eq!(p.take(50, 100), Duration::ZERO);
+        assert_eq!(q.take(40, 0), Duration::ZERO);
+        let wait = p.take(40, 100);
         assert!(
             wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
             "{wait:?}"

@@ -214,8 +214,14 @@ impl Log {
         })
     }
 
-    /// Deletes every entry with `time_us < cutoff`, a chunk at a time.
-    pub fn trim_before(&self, cutoff: i64) -> Result<Trimmed, LogError> {
+    /// Deletes every entry with `time_us < cutoff`, a chunk at a time. Before each chunk is
+    /// deleted, `about_to_delete` is told the newest `time_us` in it, so readers can tell that
+    /// their position is gone before a read could silently step over the hole.
+    pub fn trim_before(
+        &self,
+        cutoff: i64,
+        about_to_delete: &dyn Fn(i64),
+    ) -> Result<Trimmed, LogError> {
         let mut out = Trimmed::default();
         loop {
             let conn = self.writer.lock().map_err(|_| LogError::Poisoned)?;
@@ -236,6 +242,9 @@ impl Log {
                     |r| r.get(0),
                 )
                 .map_err(|e| self.err(e))?;
+            if let Some(t) = newest {
+                about_to_delete(t);
+            }
             let n = conn
                 .execute("DELETE FROM events WHERE time_us < ?1", [bound])
                 .map_err(|e| self.err(e))?;
@@ -281,7 +290,7 @@ mod tests {
         assert_eq!(log.upstream_cursor("other").expect("cursor"), None);
         let got = log.read_from(10, 5).expect("read");
         assert_eq!(got, all[9..14].to_vec());
-        let t = log.trim_before(21).expect("trim");
+        let t = log.trim_before(21, &|_| {}).expect("trim");
         assert_eq!(
             t,
             Trimmed {
@@ -293,7 +302,10 @@ mod tests {
         drop(log);
         let log = Log::open(&path).expect("reopen");
         assert_eq!(log.bounds().expect("bounds"), Some((21, 50)));
-        assert_eq!(log.trim_before(0).expect("trim"), Trimmed::default());
+        assert_eq!(
+            log.trim_before(0, &|_| {}).expect("trim"),
+            Trimmed::default()
+        );
     }
 
     #[test]
@@ -302,7 +314,7 @@ mod tests {
         let log = Log::open(&dir.path().join("log.sqlite")).expect("open");
         let all: Vec<_> = (1..=(TRIM_CHUNK * 2 + 5)).map(entry).collect();
         log.append(&all, None).expect("append");
-        let t = log.trim_before(TRIM_CHUNK * 2 + 3).expect("trim");
+        let t = log.trim_before(TRIM_CHUNK * 2 + 3, &|_| {}).expect("trim");
         assert_eq!(t.removed as i64, TRIM_CHUNK * 2 + 2);
         assert_eq!(t.newest_removed, Some(TRIM_CHUNK * 2 + 2));
         assert_eq!(

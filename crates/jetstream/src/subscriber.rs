@@ -31,6 +31,9 @@ use crate::ServerConfig;
 
 /// Entries read from the log per step.
 const CHUNK: usize = 256;
+/// The close reason for a subscriber whose next event retention deleted.
+const BEHIND_RETENTION: &str =
+    "too slow: fell behind the replay log's retention; reconnect with a newer cursor";
 /// A WebSocket close reason's limit in bytes.
 const MAX_REASON: usize = 123;
 
@@ -256,16 +259,14 @@ where
         if pos.next <= floor {
             if pos.started {
                 telemetry::slow_close("retention");
-                return Some(End::new(
-                    CloseCode::Policy,
-                    "too slow: fell behind the replay log's retention; reconnect with a newer cursor",
-                ));
+                return Some(End::new(CloseCode::Policy, BEHIND_RETENTION));
             }
             pos.next = floor + 1;
             pos.passed = pos.passed.max(floor);
         }
         // Mark the head seen before reading: an append after this read wakes the wait below.
         head_rx.borrow_and_update();
+        let (from, was_started) = (pos.next, pos.started);
         let chunk = match hub.read(pos.next, CHUNK).await {
             Ok(c) => c,
             Err(e) => {
@@ -277,6 +278,12 @@ where
             }
         };
         pos.started = true;
+        // Retention may have deleted rows at `from` while this read ran; the read would then
+        // have stepped over them without a trace. (A first read is a clamp, which is fine.)
+        if was_started && hub.trimmed_upto() >= from {
+            telemetry::slow_close("retention");
+            return Some(End::new(CloseCode::Policy, BEHIND_RETENTION));
+        }
         // Lag: how long ago the oldest event not yet passed was appended (time_us is the
         // server's clock at append). Only for subscribers that have been live: a replay is
         // behind by design.
@@ -332,19 +339,21 @@ where
                 pos.passed = e.time_us;
                 pos.next = e.time_us + 1;
             }
+            let n = frames.len() as u64;
             if !frames.is_empty() {
-                let n = frames.len() as u64;
                 if let Err(end) = write(sink, frames, cfg.write_timeout).await {
                     return end;
                 }
                 streaming = true;
                 gauge.sent(n, bytes);
-                let wait = s.permit.take(n);
-                if !wait.is_zero() {
-                    tokio::select! {
-                        _ = s.stop.cancelled() => return Some(End::new(CloseCode::Away, "server shutting down")),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
+            }
+            // Events sent count toward the address's rate, and so do (at a tenth) events read
+            // and filtered out, so a sparse filter cannot scan the whole log at disk speed.
+            let wait = s.permit.take(n, chunk.len() as u64);
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = s.stop.cancelled() => return Some(End::new(CloseCode::Away, "server shutting down")),
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }
