@@ -67,6 +67,9 @@ pub enum Command {
     /// Publish the firehose to Kafka (or Event Hubs / Fabric) as CloudEvents; the cursor moves
     /// only past events the broker acknowledged.
     Kafka(KafkaArgs),
+    /// Serve a Jetstream v1 compatible /subscribe from a source, with a durable replay log and
+    /// the informCursorSeconds cursor heartbeat.
+    Jetstream(JetstreamArgs),
 }
 
 /// `skystream inspect`.
@@ -449,6 +452,63 @@ pub struct BackfillArgs {
 pub enum BackfillAction {
     /// Show the progress kept in the database.
     Status,
+}
+
+/// `skystream jetstream`.
+#[derive(Debug, Args)]
+pub struct JetstreamArgs {
+    /// Source (default relay:wss://bsky.network), cursor database (default DATA_DIR/cursor.db),
+    /// metrics and timers.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// Address for /subscribe, /health and /metrics (Jetstream's port, on every interface).
+    #[arg(
+        long,
+        env = "SKYSTREAM_LISTEN",
+        default_value = "0.0.0.0:6008",
+        value_name = "ADDR"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// The zstd dictionary for compressed subscriptions (Jetstream v1's, jetstream-v1.zdict).
+    /// Without it, compress=true is refused with HTTP 400.
+    #[arg(long, env = "SKYSTREAM_DICTIONARY", value_name = "FILE")]
+    pub dictionary: Option<PathBuf>,
+    /// How long events stay in the replay log (e.g. 24h, 90m, 3d).
+    #[arg(long, env = "SKYSTREAM_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// Where the replay log (and, by default, the upstream cursor) is kept.
+    #[arg(
+        long,
+        env = "SKYSTREAM_DATA_DIR",
+        default_value = "./jetstream-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// The shortest informCursorSeconds honoured; requests below it are raised to it (the
+    /// longest is 600).
+    #[arg(long, env = "SKYSTREAM_INFORM_CURSOR_FLOOR_SECS", default_value_t = 60)]
+    pub inform_cursor_floor_secs: u64,
+    /// Keep events from a backfill in the log (off: live subscribers would see old records
+    /// as new).
+    #[arg(long, env = "SKYSTREAM_INCLUDE_BACKFILL")]
+    pub include_backfill: bool,
+    /// Concurrent subscriptions per client address (0 = no limit).
+    #[arg(long, env = "SKYSTREAM_MAX_CONNECTIONS_PER_IP", default_value_t = 100)]
+    pub max_connections_per_ip: u32,
+    /// Events per second sent to one client address, across its subscriptions (0 = no limit).
+    #[arg(long, env = "SKYSTREAM_MAX_EVENTS_PER_IP", default_value_t = 5000)]
+    pub max_events_per_ip: u32,
+    /// Close a live subscriber that falls this far behind the newest event (default: only
+    /// when it falls behind retention).
+    #[arg(long, env = "SKYSTREAM_MAX_SUBSCRIBER_LAG", value_parser = parse_duration)]
+    pub max_subscriber_lag: Option<Duration>,
+    /// Take the client address for per-IP limits from this header's first entry (e.g.
+    /// X-Forwarded-For behind a proxy you trust).
+    #[arg(long, env = "SKYSTREAM_REAL_IP_HEADER", value_name = "HEADER")]
+    pub real_ip_header: Option<String>,
+    /// Memory (MiB) for the newest events, which live subscribers read without a disk query.
+    #[arg(long, env = "SKYSTREAM_TAIL_MEMORY_MB", default_value_t = 64)]
+    pub tail_memory_mb: usize,
 }
 
 /// `skystream migrate`.

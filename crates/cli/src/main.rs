@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Verify(a) => block_on(commands::publish::verify(a)),
         cli::Command::Backfill(a) => block_on(commands::backfill::run(a)),
         cli::Command::Kafka(a) => block_on(commands::kafka::run(a)),
+        cli::Command::Jetstream(a) => block_on(commands::jetstream::run(a)),
     };
     match result {
         Ok(code) => code,

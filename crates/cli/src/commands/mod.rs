@@ -3,6 +3,7 @@
 pub mod backfill;
 pub mod convert;
 pub mod inspect;
+pub mod jetstream;
 pub mod kafka;
 pub mod migrate;
 pub mod publish;
