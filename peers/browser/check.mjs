@@ -66,7 +66,10 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const problems = [];
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
-  page.on("console", (m) => { if (m.type() === "error") problems.push("console error: " + m.text()); });
+  // A failed fetch is logged as a console error too; those are judged by the responses below.
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push("console error: " + m.text()); });
+  // The one error response expected is the refused draft.
+  page.on("response", (r) => { if (r.status() >= 400 && !(r.status() === 400 && r.url().includes("console/api/draft"))) problems.push(r.status() + " from " + r.url()); });
   // Anything but the server under test would be an outside asset.
   const foreign = [];
   page.on("request", (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
@@ -75,7 +78,9 @@ try {
   await page.goto(base, { waitUntil: "load" });
   await page.waitForFunction(() => {
     const svg = document.querySelector("#chart-events svg");
-    return svg && Number(svg.getAttribute("data-points")) >= 10 && svg.querySelectorAll("path.line").length >= 1;
+    const line = svg && svg.querySelector("path.line");
+    const commands = line ? (line.getAttribute("d") || "").split(/[ML]/).length - 1 : 0;
+    return Number(svg.getAttribute("data-points")) >= 10 && commands >= 5;
   }, null, { timeout: 60000 });
   const charts = await page.evaluate(() => [...document.querySelectorAll(".chart svg")].map((s) => ({
     points: Number(s.getAttribute("data-points")),

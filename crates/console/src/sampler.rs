@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use skystream_indexer::SharedFeeds;
 use skystream_store::FeedStore;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -23,6 +24,7 @@ pub struct Sampler {
     render: RenderFn,
     health: HealthFn,
     store: Arc<dyn FeedStore>,
+    feeds: SharedFeeds,
     history: Mutex<History>,
     /// Feeds given an items gauge, so one whose count drops to none is set to zero.
     feeds_seen: Mutex<BTreeSet<String>>,
@@ -37,12 +39,18 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Sampler {
     /// A sampler reading `render` (the Prometheus handle's render, the same `/metrics` serves),
-    /// `health` (the same `/health` reads) and `store`.
-    pub fn new(render: RenderFn, health: HealthFn, store: Arc<dyn FeedStore>) -> Arc<Sampler> {
+    /// `health` (the same `/health` reads), and `store` for the items of `feeds`.
+    pub fn new(
+        render: RenderFn,
+        health: HealthFn,
+        store: Arc<dyn FeedStore>,
+        feeds: SharedFeeds,
+    ) -> Arc<Sampler> {
         Arc::new(Sampler {
             render,
             health,
             store,
+            feeds,
             history: Mutex::new(History::default()),
             feeds_seen: Mutex::new(BTreeSet::new()),
         })
@@ -104,15 +112,18 @@ impl Sampler {
                 let Ok(mut seen) = self.feeds_seen.lock() else {
                     return;
                 };
-                for gone in seen
-                    .iter()
-                    .filter(|f| !counts.iter().any(|(id, _)| id == *f))
-                {
-                    metrics::gauge!(names::FEED_ITEMS, "feed" => gone.clone()).set(0.0);
+                // The store lists only feeds with items: a configured feed without any, or
+                // one that had some before, is zero rather than absent.
+                if let Ok(set) = self.feeds.read() {
+                    seen.extend(set.feeds.iter().map(|f| f.id().to_owned()));
                 }
-                for (feed, n) in counts {
+                seen.extend(counts.iter().map(|(id, _)| id.clone()));
+                for feed in seen.iter() {
+                    let n = counts
+                        .iter()
+                        .find(|(id, _)| id == feed)
+                        .map_or(0, |(_, n)| *n);
                     metrics::gauge!(names::FEED_ITEMS, "feed" => feed.clone()).set(n as f64);
-                    seen.insert(feed);
                 }
             }
             Err(e) => warn!(error = %e, "console: cannot count the feeds' items"),

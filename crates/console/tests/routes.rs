@@ -132,7 +132,7 @@ async fn state(with_window: bool) -> ConsoleState {
         connected: true,
         lag_seconds: Some(0.5),
     });
-    let sampler = Sampler::new(render, health, feed_store.clone());
+    let sampler = Sampler::new(render, health, feed_store.clone(), feeds.clone());
     ConsoleState::new(
         SourceInfo {
             kind: "simulate".into(),
