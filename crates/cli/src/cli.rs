@@ -233,6 +233,9 @@ pub struct ServeArgs {
     /// /health fails when ingest lags event time by more than this.
     #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
     pub max_lag: Duration,
+    /// Do not serve the web console (status and feed preview) at /.
+    #[arg(long, env = "SKYSTREAM_NO_CONSOLE")]
+    pub no_console: bool,
 }
 
 /// CloudEvents layouts for `kafka --content-mode`.

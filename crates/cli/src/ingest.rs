@@ -36,16 +36,27 @@ impl CursorSink for StoreSink {
     }
 }
 
-/// Starts the Prometheus exporter if asked to.
-pub fn start_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    if let Some(addr) = listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("cannot serve metrics on {addr}: is the port free?"))?;
-        info!(%addr, "serving Prometheus metrics at /metrics");
-    }
-    Ok(())
+/// Starts the Prometheus exporter if asked to, returning its handle so the web console can
+/// read the very figures the exporter serves.
+pub fn start_metrics(
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<metrics_exporter_prometheus::PrometheusHandle>> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let (recorder, exporter) = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .build()
+        .with_context(|| format!("cannot serve metrics on {addr}: is the port free?"))?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("cannot install the metrics recorder")?;
+    tokio::spawn(async move {
+        if let Err(e) = exporter.await {
+            warn!(error = ?e, "the metrics listener stopped");
+        }
+    });
+    info!(%addr, "serving Prometheus metrics at /metrics");
+    Ok(Some(handle))
 }
 
 /// Opens the store, with an error that says what to check.

@@ -83,6 +83,27 @@ fn catalog(config: &Config) -> Catalog {
     }
 }
 
+/// How the console names the source: its kind and where it reads from.
+fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
+    let (kind, hosts) = match spec {
+        None => ("none", Vec::new()),
+        Some(SourceSpec::Relay { url }) => ("relay", vec![url.clone()]),
+        Some(SourceSpec::Jetstream { urls }) => ("jetstream", urls.clone()),
+        Some(SourceSpec::File { path }) => ("file", vec![path.display().to_string()]),
+        Some(SourceSpec::Simulate { rate }) => ("simulate", vec![format!("{rate} events/s")]),
+        Some(SourceSpec::Kafka {
+            brokers,
+            topic,
+            group,
+            ..
+        }) => ("kafka", vec![format!("{brokers}/{topic} (group {group})")]),
+    };
+    skystream_console::SourceInfo {
+        kind: kind.to_owned(),
+        hosts,
+    }
+}
+
 /// Ingest progress the health check reads.
 #[derive(Debug, Default)]
 struct IngestStatus {
@@ -264,18 +285,39 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
     spawn_pruner(feed_store.clone(), feeds.clone(), stop.clone());
 
     let status = Arc::new(IngestStatus::default());
+    // The indexer's recent posts: re-evaluated on reload, and what the console's draft
+    // filters are tried against.
+    let window = (!args.no_ingest).then(|| {
+        Arc::new(Mutex::new(RecentWindow::new(
+            config.ingest.recent_window as usize,
+        )))
+    });
+    let spec_text = args
+        .ingest
+        .source
+        .clone()
+        .or_else(|| config.ingest.source.clone())
+        .unwrap_or_else(|| PUBLIC_JETSTREAM.to_owned());
+    let spec = match &window {
+        Some(_) => Some(SourceSpec::parse(&spec_text)?),
+        None => None,
+    };
     let mut server_task = None;
     if http {
-        let prometheus = match args.ingest.metrics_listen {
-            Some(_) => {
-                ingest::start_metrics(args.ingest.metrics_listen)?;
-                None
-            }
-            None => Some(
+        // With --metrics-listen the exporter serves its own port and /metrics here is off;
+        // either way the handle renders the figures the console shows.
+        let (prometheus, metrics_here) = match ingest::start_metrics(args.ingest.metrics_listen)? {
+            Some(handle) => (handle, false),
+            None => (
                 metrics_exporter_prometheus::PrometheusBuilder::new()
                     .install_recorder()
                     .context("cannot install the metrics recorder")?,
+                true,
             ),
+        };
+        let render: skystream_console::RenderFn = {
+            let h = prometheus.clone();
+            Arc::new(move || h.render())
         };
         let resolver = Arc::new(CachingResolver::new(
             HttpResolver::with_config(HttpResolverConfig {
@@ -286,6 +328,20 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         ));
         let ingesting = !args.no_ingest;
         let st = status.clone();
+        let health: skystream_console::HealthFn = Arc::new(move || {
+            if !ingesting {
+                return HealthStatus {
+                    connected: true,
+                    lag_seconds: None,
+                };
+            }
+            let last_batch = st.last_batch_ms.load(Ordering::Relaxed);
+            let last_event = st.last_event_us.load(Ordering::Relaxed);
+            HealthStatus {
+                connected: last_batch > 0 && now_ms() - last_batch < 120_000,
+                lag_seconds: (last_event > 0).then(|| (now_ms() * 1000 - last_event) as f64 / 1e6),
+            }
+        });
         let state = AppState {
             identity: ServiceIdentity {
                 hostname: hostname.clone(),
@@ -295,26 +351,26 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
             catalog: catalog_slot.clone(),
             store: feed_store.clone(),
             auth: Some(Arc::new(ServiceAuth::new(service_did.clone(), resolver))),
-            health: Arc::new(move || {
-                if !ingesting {
-                    return HealthStatus {
-                        connected: true,
-                        lag_seconds: None,
-                    };
-                }
-                let last_batch = st.last_batch_ms.load(Ordering::Relaxed);
-                let last_event = st.last_event_us.load(Ordering::Relaxed);
-                HealthStatus {
-                    connected: last_batch > 0 && now_ms() - last_batch < 120_000,
-                    lag_seconds: (last_event > 0)
-                        .then(|| (now_ms() * 1000 - last_event) as f64 / 1e6),
-                }
-            }),
+            health: health.clone(),
             max_lag_seconds: args.max_lag.as_secs_f64(),
-            metrics: prometheus
-                .map(|h| Arc::new(move || h.render()) as Arc<dyn Fn() -> String + Send + Sync>),
+            metrics: metrics_here.then(|| render.clone()),
         };
-        let app = skystream_server::router(state);
+        // The sampler runs even without the console: it publishes the store's size and the
+        // feeds' item counts to /metrics.
+        let sampler =
+            skystream_console::Sampler::new(render, health, feed_store.clone(), feeds.clone());
+        sampler.spawn(stop.clone());
+        let mut app = skystream_server::router(state);
+        if !args.no_console {
+            let console = skystream_console::ConsoleState::new(
+                source_info(spec.as_ref()),
+                feed_store.clone(),
+                feeds.clone(),
+                window.clone(),
+                sampler,
+            );
+            app = app.merge(skystream_console::router(console));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
@@ -322,6 +378,9 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
             })?;
         let addr = listener.local_addr()?;
         info!(%addr, did = %service_did, feeds = config.feeds.len(), "feed generator listening: http://{addr}/xrpc/app.bsky.feed.describeFeedGenerator");
+        if !args.no_console {
+            info!("web console: http://{addr}/");
+        }
         let s = stop.clone();
         server_task = Some(tokio::spawn(async move {
             axum::serve(listener, app)
@@ -332,17 +391,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         ingest::start_metrics(args.ingest.metrics_listen)?;
     }
 
-    if !args.no_ingest {
-        let spec_text = args
-            .ingest
-            .source
-            .clone()
-            .or_else(|| config.ingest.source.clone())
-            .unwrap_or_else(|| PUBLIC_JETSTREAM.to_owned());
-        let spec = SourceSpec::parse(&spec_text)?;
-        let window = Arc::new(Mutex::new(RecentWindow::new(
-            config.ingest.recent_window as usize,
-        )));
+    if let (Some(window), Some(spec)) = (window, spec) {
         let indexer = Indexer::new(feed_store.clone(), feeds.clone(), window);
         let consumer = Observed {
             inner: indexer,
