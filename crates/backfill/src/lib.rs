@@ -14,6 +14,7 @@
 //! [`BackfillStore`]: skystream_store::BackfillStore
 //! [`Origin::Backfill`]: skystream_event::Origin::Backfill
 
+mod handoff;
 mod host;
 mod jsonl;
 mod read;
@@ -21,6 +22,7 @@ mod run;
 mod throttle;
 mod window;
 
+pub use handoff::{Gated, HandOff};
 pub use host::{HostError, HttpHost, HttpHostConfig, MemoryHost, RepoHost, RepoPage};
 pub use jsonl::JsonlOut;
 pub use read::{read_repo, ReadError, RepoRead, RepoRecord};

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::handoff::HandOff;
 use crate::host::RepoHost;
 use crate::read::{read_repo, RepoRead};
 use crate::throttle::wait_for_room;
@@ -93,6 +94,7 @@ pub struct Backfill {
     store: Arc<dyn BackfillStore>,
     host: Arc<dyn RepoHost>,
     lagging: Option<watch::Receiver<bool>>,
+    handoff: Option<HandOff>,
 }
 
 /// Repositories read, waiting for the pipeline to commit their last event.
@@ -115,7 +117,14 @@ impl Backfill {
             store,
             host,
             lagging: None,
+            handoff: None,
         }
+    }
+
+    /// Tells `handoff` which repositories are being read, so live events for them wait.
+    pub fn hand_off(mut self, handoff: HandOff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Yields while `lagging` is true (`BACKFILL_USE_IDLE`: live ingest first).
@@ -224,6 +233,9 @@ impl Backfill {
                         });
                     }
                     Err(e) => {
+                        if let Some(h) = &self.handoff {
+                            h.finished(&job.did, None);
+                        }
                         report.failures += 1;
                         metrics::counter!("skystream_backfill_repos_total", "outcome" => "failed")
                             .increment(1);
@@ -234,9 +246,8 @@ impl Backfill {
                     }
                 }
             }
-            report.done += self
-                .mark_committed(&mut waiting, *committed.borrow())
-                .await?;
+            let now_committed = *committed.borrow();
+            report.done += self.mark_committed(&mut waiting, now_committed).await?;
             if !self.cfg.batch_delay.is_zero() {
                 tokio::select! {
                     _ = stop.cancelled() => {}
@@ -246,9 +257,8 @@ impl Backfill {
         }
         // Whatever was sent is marked done only once handled.
         while !waiting.is_empty() {
-            report.done += self
-                .mark_committed(&mut waiting, *committed.borrow())
-                .await?;
+            let now_committed = *committed.borrow();
+            report.done += self.mark_committed(&mut waiting, now_committed).await?;
             if waiting.is_empty() {
                 break;
             }
@@ -273,6 +283,9 @@ impl Backfill {
                 Some(last) => committed.is_some_and(|c| c >= last),
             };
             if handled {
+                if let Some(h) = &self.handoff {
+                    h.finished(&s.did, Some(&s.rev));
+                }
                 self.store
                     .finish_repo(
                         &s.did,

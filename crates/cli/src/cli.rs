@@ -230,6 +230,14 @@ pub struct ServeArgs {
     /// Serve HTTP only; another process ingests into the shared database.
     #[arg(long, env = "SKYSTREAM_NO_INGEST")]
     pub no_ingest: bool,
+    /// Backfill beside live ingest: the last N days (-1: all history; also BACKFILL_DAYS). Live
+    /// events for a repository being read wait until it is read. Only one process sharing a
+    /// database backfills (a lease in the store).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_DAYS", allow_negative_numbers = true)]
+    pub backfill_days: Option<i64>,
+    /// The relay or PDS whose listRepos enumerates repositories to backfill (also RELAY_URL).
+    #[arg(long, env = "SKYSTREAM_BACKFILL_HOST", value_name = "URL")]
+    pub backfill_host: Option<String>,
     /// /health fails when ingest lags event time by more than this.
     #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
     pub max_lag: Duration,

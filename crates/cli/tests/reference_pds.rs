@@ -572,3 +572,99 @@ async fn backfill_from_the_reference_pds() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve --backfill-days` fills a feed from the repositories on the reference PDS beside live
+/// ingest: the posts inside the window arrive, older ones do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_backfills_beside_live_ingest() {
+    let Some(mut peer) = Peer::start() else {
+        return;
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    const DAY: i64 = 86_400_000_000;
+    let acct = peer.call(json!({"cmd": "account", "handle": "gina.test", "password": "pw-123456"}));
+    let did = acct["did"].as_str().expect("did").to_owned();
+    let mut want = std::collections::BTreeSet::new();
+    for day in [0i64, 1, 5] {
+        let t = now_us - day * DAY - 3_600_000_000;
+        let rkey = tid_at(t, 3);
+        peer.call(json!({"cmd": "putRecord", "did": did, "collection": "app.bsky.feed.post", "rkey": rkey,
+            "record": {"$type": "app.bsky.feed.post", "text": format!("skystreamhandoff {day}"), "langs": ["en"], "createdAt": skystream_syntax::rfc3339_millis(t)}}));
+        if day < 2 {
+            want.insert(format!("at://{did}/app.bsky.feed.post/{rkey}"));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("skystream-handoff-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let config = dir.join("skystream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nhostname = \"{SERVICE_HOST}\"\n\n[[feed]]\nid = \"handoff\"\ndisplay_name = \"Hand-off\"\nkeywords = [\"skystreamhandoff\"]\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let db = format!("sqlite:{}", dir.join("feeds.db").display());
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_skystream"))
+            .args([
+                "serve",
+                "--config",
+                config.to_str().expect("utf-8"),
+                "--database",
+                &db,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--source",
+                "simulate:50",
+                "--plc-url",
+                &peer.plc,
+                "--backfill-days",
+                "2",
+                "--backfill-host",
+                &peer.pds,
+            ])
+            .env("BACKFILL_BATCH_DELAY_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start serve"),
+    );
+    let http = reqwest::Client::new();
+    let feed = format!("at://{SERVICE_DID}/app.bsky.feed.generator/handoff");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = std::collections::BTreeSet::new();
+    while Instant::now() < deadline {
+        if let Ok(r) = http
+            .get(format!("{base}/xrpc/{SKELETON}"))
+            .query(&[("feed", feed.as_str()), ("limit", "50")])
+            .send()
+            .await
+        {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            got = v["feed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i["post"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if got.len() >= want.len() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        got, want,
+        "the feed holds exactly the backfilled posts inside the window"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -317,3 +317,145 @@ fn spawn_progress(store: Store, stop: CancellationToken) -> tokio::task::JoinHan
         }
     })
 }
+
+/// What `serve --backfill-days` hands the backfill it runs beside live ingest.
+pub struct BesideLive {
+    /// The shared store (state, lease, feeds).
+    pub store: Store,
+    /// `--backfill-days`.
+    pub days: i64,
+    /// `--backfill-host` (else RELAY_URL, else bsky.network).
+    pub host: Option<String>,
+    /// Where did:plc resolves.
+    pub plc_url: String,
+    /// The live indexer's feeds and recent window, shared with the backfill's indexer.
+    pub feeds: SharedFeeds,
+    /// The recent-post window.
+    pub window: Arc<Mutex<RecentWindow>>,
+    /// Which repositories are being read, so live events for them wait.
+    pub handoff: skystream_backfill::HandOff,
+    /// The newest live event time (unix µs), to yield while live ingest lags.
+    pub last_event_us: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Live ingest counts as lagging (and a backfill with BACKFILL_USE_IDLE yields) when its newest
+/// event is older than this.
+const LIVE_LAG: Duration = Duration::from_secs(60);
+
+/// Runs a backfill beside live ingest, in its own pipeline into its own indexer over the same
+/// store: waits for the lease (one backfiller per database), yields while live ingest lags, and
+/// hands repositories over through `handoff`.
+pub fn spawn_beside_live(b: BesideLive, stop: CancellationToken) {
+    tokio::spawn(async move {
+        if let Err(e) = beside_live(b, stop).await {
+            warn!(error = %e, "backfill stopped");
+        }
+    });
+}
+
+async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<()> {
+    let Some(window) = Window::from_days(b.days, now_ms().saturating_mul(1000)) else {
+        return Ok(());
+    };
+    let holder = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
+        std::process::id()
+    );
+    let ttl = Duration::from_secs(60);
+    // The seed's WORKER_ID=0 rule, made safe: whoever holds the lease backfills.
+    loop {
+        if b.store
+            .try_lease(LEASE, &holder, now_ms(), ttl.as_millis() as i64)
+            .await?
+        {
+            break;
+        }
+        info!("another process holds the backfill lease; waiting");
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(ttl / 2) => {}
+        }
+    }
+    spawn_lease_renewal(b.store.clone(), holder.clone(), ttl, stop.clone());
+    let use_idle = std::env::var("BACKFILL_USE_IDLE")
+        .map(|v| !matches!(v.trim(), "0" | "false" | "off" | "no"))
+        .unwrap_or(true);
+    let (lag_tx, lag_rx) = tokio::sync::watch::channel(false);
+    if use_idle {
+        let last = b.last_event_us.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let t = last.load(std::sync::atomic::Ordering::Relaxed);
+                let lag = now_ms().saturating_mul(1000).saturating_sub(t);
+                let _ = lag_tx.send(t > 0 && lag > LIVE_LAG.as_micros() as i64);
+            }
+        });
+    }
+    let host = b
+        .host
+        .or_else(|| std::env::var("RELAY_URL").ok())
+        .unwrap_or_else(|| "https://bsky.network".to_owned())
+        .replace("wss://", "https://")
+        .replace("ws://", "http://");
+    let resolver: Arc<dyn Resolver> = Arc::new(CachingResolver::new(
+        HttpResolver::with_config(HttpResolverConfig {
+            plc_url: b.plc_url.clone(),
+            ..HttpResolverConfig::default()
+        })
+        .context("cannot set up DID resolution")?,
+    ));
+    let repo_host = HttpHost::new(
+        HttpHostConfig {
+            host: host.clone(),
+            ..HttpHostConfig::default()
+        },
+        Some(resolver),
+    )?;
+    let cfg = BackfillConfig {
+        window,
+        collections: vec![
+            "app.bsky.feed.post".into(),
+            "app.bsky.feed.like".into(),
+            "app.bsky.feed.repost".into(),
+        ],
+        batch_size: knob(None, "BACKFILL_BATCH_SIZE", 5)?,
+        batch_delay: Duration::from_millis(knob(None, "BACKFILL_BATCH_DELAY_MS", 2000)?),
+        max_concurrent: knob(None, "BACKFILL_MAX_CONCURRENT", 2)?,
+        max_memory_bytes: knob(None, "BACKFILL_MAX_MEMORY_MB", 512u64)? << 20,
+        ..BackfillConfig::default()
+    };
+    let feed_store: Arc<dyn FeedStore> = Arc::new(b.store.clone());
+    let indexer = Indexer::new(feed_store, b.feeds, b.window);
+    let (input, handle) = Pipeline::start(
+        PipelineConfig::default(),
+        "backfill",
+        None,
+        vec![Box::new(indexer)],
+        Arc::new(MemoryCursorSink::new()),
+    );
+    info!(host = %host, days = b.days, "backfilling beside live ingest");
+    let mut bf =
+        Backfill::new(cfg, Arc::new(b.store.clone()), Arc::new(repo_host)).hand_off(b.handoff);
+    if use_idle {
+        bf = bf.yield_to(lag_rx);
+    }
+    let report = bf
+        .run(&RepoSource::Host, input, handle.committed(), stop.clone())
+        .await;
+    handle.finish().await;
+    let _ = b.store.release_lease(LEASE, &holder).await;
+    let report = report?;
+    info!(
+        repos = report.done,
+        records = report.records,
+        failures = report.failures,
+        "backfill finished"
+    );
+    Ok(())
+}

@@ -108,7 +108,14 @@ fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
 #[derive(Debug, Default)]
 struct IngestStatus {
     last_batch_ms: AtomicI64,
-    last_event_us: AtomicI64,
+    last_event_us: Arc<AtomicI64>,
+}
+
+impl IngestStatus {
+    /// The newest event time seen, shared (backfill yields while it falls behind).
+    fn clone_last_event(&self) -> Arc<AtomicI64> {
+        self.last_event_us.clone()
+    }
 }
 
 /// Wraps the indexer to record ingest progress for /health.
@@ -392,10 +399,40 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
     }
 
     if let (Some(window), Some(spec)) = (window, spec) {
-        let indexer = Indexer::new(feed_store.clone(), feeds.clone(), window);
+        let indexer = Indexer::new(feed_store.clone(), feeds.clone(), window.clone());
         let consumer = Observed {
             inner: indexer,
             status: status.clone(),
+        };
+        let handoff = skystream_backfill::HandOff::new();
+        let days = match args.backfill_days {
+            Some(d) => Some(d),
+            None => std::env::var("BACKFILL_DAYS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        let consumer: Box<dyn Consumer> = match days.filter(|d| *d != 0) {
+            Some(days) => {
+                crate::commands::backfill::spawn_beside_live(
+                    crate::commands::backfill::BesideLive {
+                        store: store.clone(),
+                        days,
+                        host: args.backfill_host.clone(),
+                        plc_url: args.ingest.plc_url.clone(),
+                        feeds: feeds.clone(),
+                        window,
+                        handoff: handoff.clone(),
+                        last_event_us: status.clone_last_event(),
+                    },
+                    stop.clone(),
+                );
+                Box::new(skystream_backfill::Gated::new(
+                    consumer,
+                    handoff,
+                    Some(Arc::new(store.clone())),
+                ))
+            }
+            None => Box::new(consumer),
         };
         // Ask Jetstream only for what the indexer uses.
         let source = if let SourceSpec::Jetstream { .. } = &spec {
@@ -414,7 +451,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         let outcome = ingest::run(
             &store,
             source,
-            vec![Box::new(consumer)],
+            vec![consumer],
             &args.ingest,
             None,
             stop.clone(),
