@@ -19,8 +19,9 @@ use crate::read::{read_repo, RepoRead};
 use crate::throttle::wait_for_room;
 use crate::window::Window;
 
-/// A repository read and sent (with its last event's sequence number), or why not.
-type ReadResult = Result<(RepoRead, Option<u64>), String>;
+/// A repository read and sent (its records moved out into events; how many; the last event's
+/// sequence number), or why not.
+type ReadResult = Result<(RepoRead, u64, Option<u64>), String>;
 
 /// Run-state keys in the store.
 const LIST_CURSOR: &str = "list_repos_cursor";
@@ -221,14 +222,14 @@ impl Backfill {
                 .await;
             for (job, result) in results {
                 match result {
-                    Ok((read, last)) => {
-                        report.records += read.records.len() as u64;
+                    Ok((read, kept, last)) => {
+                        report.records += kept;
                         report.outside_window += read.outside_window;
                         report.bad_records += read.bad_records;
                         waiting.push(Sent {
                             did: job.did,
                             last,
-                            records: read.records.len() as u64,
+                            records: kept,
                             rev: read.rev,
                         });
                     }
@@ -336,15 +337,21 @@ impl Backfill {
             self.cfg.collections.clone(),
         );
         // Walking a large repository is CPU work: off the async threads.
-        let read = tokio::task::spawn_blocking(move || read_repo(&car, &did, window, &collections))
-            .await
-            .map_err(|e| format!("reader panicked: {e}"))?
-            .map_err(|e| e.to_string())?;
+        let mut read =
+            tokio::task::spawn_blocking(move || read_repo(&car, &did, window, &collections))
+                .await
+                .map_err(|e| format!("reader panicked: {e}"))?
+                .map_err(|e| e.to_string())?;
+        // Records move into their events: a large repository is not held twice.
+        let records = std::mem::take(&mut read.records);
+        let kept = records.len() as u64;
+        let mut records = records.into_iter().peekable();
         let mut last = None;
         let out = out.lock().await;
-        for chunk in read.records.chunks(RUN_EVENTS) {
-            let envs: Vec<Envelope> = chunk
-                .iter()
+        while records.peek().is_some() {
+            let envs: Vec<Envelope> = records
+                .by_ref()
+                .take(RUN_EVENTS)
                 .map(|r| {
                     // Assigned under the lock, so sequence numbers follow queue order.
                     let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -356,13 +363,13 @@ impl Backfill {
                 .await
                 .map_err(|_| "the pipeline closed".to_owned())?;
         }
-        metrics::counter!("skystream_backfill_records_total").increment(read.records.len() as u64);
-        Ok((read, last))
+        metrics::counter!("skystream_backfill_records_total").increment(kept);
+        Ok((read, kept, last))
     }
 }
 
 /// A kept record as a one-op create commit, marked as backfill.
-fn record_event(did: &str, rev: &str, r: &crate::read::RepoRecord, seq: u64) -> Event {
+fn record_event(did: &str, rev: &str, r: crate::read::RepoRecord, seq: u64) -> Event {
     let time_us = r.time_us.unwrap_or(0);
     Event {
         cursor: seq,
@@ -376,11 +383,11 @@ fn record_event(did: &str, rev: &str, r: &crate::read::RepoRecord, seq: u64) -> 
             time: skystream_syntax::rfc3339_millis(time_us),
             ops: vec![Op {
                 action: OpAction::Create,
-                collection: r.collection.clone(),
-                rkey: r.rkey.clone(),
+                collection: r.collection,
+                rkey: r.rkey,
                 cid: Some(r.cid),
                 prev: None,
-                record: Some(r.record.clone()),
+                record: Some(r.record),
             }],
         }),
     }
