@@ -54,7 +54,7 @@ fn build(repos: usize, records: usize) -> BTreeMap<String, Vec<u8>> {
                     }
                 })
                 .collect();
-            w.apply(&ops, &Tid::from_parts(now, 0).to_string()).unwrap();
+            w.apply(&ops, Tid::from_parts(now, 0).as_ref()).unwrap();
             (did, w.export_car().unwrap().unwrap())
         })
         .collect()
