@@ -29,4 +29,4 @@ mod telemetry;
 pub use consumer::LogConsumer;
 pub use hub::{Hub, HubError};
 pub use limits::IpLimits;
-pub use server::{router, Server, ServerConfig};
+pub use server::{router, subscribe_router, Server, ServerConfig};

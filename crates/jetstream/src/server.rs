@@ -170,9 +170,18 @@ impl Server {
 /// The routes: `GET /subscribe` and `GET /health`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so per-IP limits see the peer.
 pub fn router(server: Server) -> Router {
+    subscribe_router(server.clone()).merge(
+        Router::new()
+            .route("/health", get(health))
+            .with_state(server),
+    )
+}
+
+/// `GET /subscribe` alone, to merge into a router that has its own `/health` (the feed
+/// generator's). The same connect-info requirement applies.
+pub fn subscribe_router(server: Server) -> Router {
     Router::new()
         .route("/subscribe", get(subscribe))
-        .route("/health", get(health))
         .with_state(server)
 }
 
@@ -193,10 +202,17 @@ fn client_ip(req: &Request, cfg: &ServerConfig) -> IpAddr {
             return ip;
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(c) => c.0.ip(),
+        None => {
+            // Every client then shares one address's limits: say so once.
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                warn!("the server is not served with connect info: per-IP limits see every client as one address");
+            });
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+    }
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {

@@ -131,17 +131,20 @@ where
     let _reader = AbortOnDrop(reader);
 
     let end = serve(&mut sink, &mut ctl_rx, session).await;
-    if let Some(end) = end {
-        let frame = CloseFrame {
-            code: end.code,
-            reason: Utf8Bytes::from(truncate_reason(end.reason)),
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = sink.send(Message::Close(Some(frame))).await;
-            let _ = sink.close().await;
-        })
-        .await;
-    }
+    let Some(end) = end else {
+        // The client left (or the socket failed): finish the close handshake if it can be.
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        return;
+    };
+    let frame = CloseFrame {
+        code: end.code,
+        reason: Utf8Bytes::from(truncate_reason(end.reason)),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
