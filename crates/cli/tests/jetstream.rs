@@ -190,3 +190,87 @@ fn help_lists_every_flag_with_its_environment_variable() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+/// `serve` with a `[jetstream]` section serves the same stream at /subscribe beside the feeds:
+/// the corpus replayed through the feed generator reaches a Jetstream subscriber, as production
+/// Jetstream renders it.
+#[tokio::test]
+async fn serve_with_a_jetstream_section_serves_subscribe() {
+    let dir = tempfile_dir("serve-jetstream");
+    let config = dir.join("skystream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nhostname = \"feeds.example.test\"\n\n[jetstream]\ndata_dir = \"{}\"\ndictionary = \"{DICT}\"\nretention = \"2h\"\n\n[[feed]]\nid = \"all\"\ndisplay_name = \"All\"\n",
+            dir.join("log").display()
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_skystream"))
+        .args([
+            "serve",
+            "--config",
+            config.to_str().expect("path"),
+            "--database",
+            &format!("sqlite:{}", dir.join("feeds.db").display()),
+            "--source",
+            &format!("file:{CORPUS}/frames.bin.zst"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("SKYSTREAM_SOURCE")
+        .env_remove("SKYSTREAM_DATABASE")
+        .env("SKYSTREAM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn skystream serve");
+    let child = KillOnDrop(child);
+    let up = Instant::now() + Duration::from_secs(30);
+    while get(port, "/xrpc/app.bsky.feed.describeFeedGenerator")
+        .await
+        .is_none()
+    {
+        assert!(Instant::now() < up, "serve did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expected: Vec<J> = std::fs::read_to_string(format!("{CORPUS}/expected_v1.jsonl"))
+        .expect("expected_v1.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let got = read_all(port).await.into_iter().collect::<Vec<_>>();
+        if got.len() >= expected.len() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    drop(child);
+    let got: Vec<String> = got.iter().map(key).collect();
+    let want: Vec<String> = expected.iter().map(key).collect();
+    assert_eq!(
+        got, want,
+        "serve's /subscribe replays the corpus as Jetstream does"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("skystream-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Kills the process when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

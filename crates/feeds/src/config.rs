@@ -34,6 +34,26 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// The `[[feed]]` tables, compiled, in file order.
     pub feeds: Vec<Feed>,
+    /// `[jetstream]`: when present (and not `enabled = false`), `serve` also serves its
+    /// stream as Jetstream v1 at `/subscribe`.
+    pub jetstream: Option<JetstreamConfig>,
+}
+
+/// `[jetstream]`: the Jetstream server `serve` runs beside the feeds. Every key is optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JetstreamConfig {
+    /// Off when false (the section can stay in the file).
+    pub enabled: bool,
+    /// Where the replay log lives.
+    pub data_dir: std::path::PathBuf,
+    /// The zstd dictionary for compressed subscribers (Jetstream v1's).
+    pub dictionary: Option<std::path::PathBuf>,
+    /// How long the replay log keeps events.
+    pub retention: Duration,
+    /// The shortest `informCursorSeconds` honoured.
+    pub inform_cursor_floor_secs: u64,
+    /// Keep backfilled events in the log (off: live subscribers would see old records as new).
+    pub include_backfill: bool,
 }
 
 /// `[service]`. Every key is optional; the server may take missing ones from flags.
@@ -206,6 +226,11 @@ impl Config {
             Some(i) => i.into_config().map_err(|(span, r)| invalid(span, r))?,
         };
 
+        let jetstream = match raw.jetstream {
+            None => None,
+            Some(j) => Some(j.into_config().map_err(|(span, r)| invalid(span, r))?),
+        };
+
         let mut feeds: Vec<Feed> = Vec::with_capacity(raw.feed.len());
         let mut id_spans: Vec<Range<usize>> = Vec::with_capacity(raw.feed.len());
         for raw_feed in raw.feed {
@@ -228,6 +253,7 @@ impl Config {
             service,
             ingest,
             feeds,
+            jetstream,
         })
     }
 
@@ -257,8 +283,47 @@ type Spot = (Range<usize>, String);
 struct RawConfig {
     service: Option<RawService>,
     ingest: Option<RawIngest>,
+    jetstream: Option<RawJetstream>,
     #[serde(default)]
     feed: Vec<RawFeed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJetstream {
+    enabled: Option<bool>,
+    data_dir: Option<String>,
+    dictionary: Option<String>,
+    retention: Option<Spanned<String>>,
+    inform_cursor_floor_secs: Option<Spanned<u64>>,
+    include_backfill: Option<bool>,
+}
+
+impl RawJetstream {
+    fn into_config(self) -> Result<JetstreamConfig, Spot> {
+        let retention = duration(&self.retention, Duration::from_secs(24 * 3600))?;
+        let floor = match self.inform_cursor_floor_secs {
+            Some(f) if *f.get_ref() == 0 || *f.get_ref() > 600 => {
+                return Err((
+                    f.span(),
+                    "inform_cursor_floor_secs: between 1 and 600 seconds".to_owned(),
+                ))
+            }
+            Some(f) => f.into_inner(),
+            None => 60,
+        };
+        Ok(JetstreamConfig {
+            enabled: self.enabled.unwrap_or(true),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| "jetstream-data".into())
+                .into(),
+            dictionary: self.dictionary.map(Into::into),
+            retention,
+            inform_cursor_floor_secs: floor,
+            include_backfill: self.include_backfill.unwrap_or(false),
+        })
+    }
 }
 
 #[derive(Deserialize)]

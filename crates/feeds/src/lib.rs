@@ -19,8 +19,8 @@ mod rank;
 mod text;
 
 pub use config::{
-    Config, ConfigError, ConfigErrorKind, IngestConfig, ServiceConfig, DEFAULT_LISTEN,
-    DEFAULT_RECENT_WINDOW,
+    Config, ConfigError, ConfigErrorKind, IngestConfig, JetstreamConfig, ServiceConfig,
+    DEFAULT_LISTEN, DEFAULT_RECENT_WINDOW,
 };
 pub use duration::parse_duration;
 pub use features::{

@@ -83,6 +83,33 @@ fn catalog(config: &Config) -> Catalog {
     }
 }
 
+/// Opens the `[jetstream]` replay log (and its dictionary).
+async fn open_jetstream(
+    j: &skystream_feeds::JetstreamConfig,
+) -> anyhow::Result<skystream_jetstream::Server> {
+    let dictionary = match &j.dictionary {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("cannot read the zstd dictionary {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let cfg = skystream_jetstream::ServerConfig {
+        retention: j.retention,
+        inform_cursor_floor_secs: j.inform_cursor_floor_secs,
+        include_backfill: j.include_backfill,
+        ..skystream_jetstream::ServerConfig::default()
+    };
+    let dir = j.data_dir.clone();
+    let server = tokio::task::spawn_blocking(move || {
+        skystream_jetstream::Server::open(&dir, cfg, dictionary.as_deref())
+    })
+    .await?
+    .with_context(|| format!("cannot open the replay log in {}", j.data_dir.display()))?;
+    info!(data_dir = %j.data_dir.display(), "Jetstream replay log open");
+    Ok(server)
+}
+
 /// How the console names the source: its kind and where it reads from.
 fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
     let (kind, hosts) = match spec {
@@ -309,6 +336,12 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         Some(_) => Some(SourceSpec::parse(&spec_text)?),
         None => None,
     };
+    // [jetstream]: the same stream re-served as Jetstream v1 at /subscribe, from a durable
+    // replay log fed by this pipeline.
+    let jetstream = match (&config.jetstream, &spec) {
+        (Some(j), Some(_)) if j.enabled && http => Some(open_jetstream(j).await?),
+        _ => None,
+    };
     let mut server_task = None;
     if http {
         // With --metrics-listen the exporter serves its own port and /metrics here is off;
@@ -378,6 +411,9 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
             );
             app = app.merge(skystream_console::router(console));
         }
+        if let Some(js) = &jetstream {
+            app = app.merge(skystream_jetstream::subscribe_router(js.clone()));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
@@ -389,10 +425,17 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
             info!("web console: http://{addr}/");
         }
         let s = stop.clone();
+        if jetstream.is_some() {
+            info!("Jetstream: ws://{addr}/subscribe");
+        }
         server_task = Some(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await
+            // Peer addresses feed the Jetstream per-IP limits.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
         }));
     } else {
         ingest::start_metrics(args.ingest.metrics_listen)?;
@@ -435,7 +478,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
             None => Box::new(consumer),
         };
         // Ask Jetstream only for what the indexer uses.
-        let source = if let SourceSpec::Jetstream { .. } = &spec {
+        let source = if let (SourceSpec::Jetstream { .. }, None) = (&spec, &jetstream) {
             let mut a = args.ingest.clone();
             if a.wanted_collections.is_empty() {
                 a.wanted_collections = vec![
@@ -448,15 +491,16 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         } else {
             ingest::build_source(&spec, &args.ingest, false)?
         };
-        let outcome = ingest::run(
-            &store,
-            source,
-            vec![consumer],
-            &args.ingest,
-            None,
-            stop.clone(),
-        )
-        .await;
+        let mut consumers = vec![consumer];
+        if let Some(js) = &jetstream {
+            consumers.push(Box::new(
+                js.consumer(source.cursor_key())
+                    .context("cannot feed the Jetstream replay log")?,
+            ));
+            js.spawn_retention();
+        }
+        let outcome =
+            ingest::run(&store, source, consumers, &args.ingest, None, stop.clone()).await;
         if let Err(e) = &outcome {
             error!(error = %e, "ingest stopped");
         }
