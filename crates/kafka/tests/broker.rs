@@ -4,9 +4,6 @@
 //! a message, except under `CI=true`, where they fail.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,8 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use skystream_capture::CaptureReader;
-use skystream_event::{Event, FrameOptions};
+use skystream_event::Event;
 use skystream_kafka::cloudevent::{self, CloudEvent, ContentMode, Mapping};
 use skystream_kafka::{Collection, KafkaSink, KafkaSource, KafkaSourceConfig, SinkConfig};
 use skystream_pipeline::{
@@ -25,25 +21,9 @@ use skystream_pipeline::{
 use skystream_source::{Source, SourceContext, SourceEnd};
 use tokio_util::sync::CancellationToken;
 
-const PARTITIONS: i32 = 3;
+mod common;
 
-fn corpus() -> Vec<Event> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/relay-corpus/frames.bin.zst");
-    let mut r = CaptureReader::open(&path).expect("the shared relay corpus");
-    let format = r.format();
-    let mut out = Vec::new();
-    while let Some(rec) = r.next_record().expect("record") {
-        if let Some(e) =
-            skystream_source::decode_capture_record(format, rec.data(), &FrameOptions::default())
-                .expect("decodes")
-        {
-            out.push(e);
-        }
-    }
-    assert_eq!(out.len(), 150, "the corpus has 150 events (manifest)");
-    out
-}
+use common::{corpus, Broker, PARTITIONS};
 
 fn all_collections() -> Mapping {
     Mapping {
@@ -57,115 +37,6 @@ fn expected(events: &[Event], mapping: &Mapping) -> Vec<CloudEvent> {
         .iter()
         .flat_map(|e| cloudevent::from_event(e, mapping))
         .collect()
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-    bin: PathBuf,
-}
-
-impl Broker {
-    /// Starts tansu, or returns None (skip) when it is not installed and CI is not set.
-    fn start() -> Option<Broker> {
-        let bin = std::env::var_os("SKYSTREAM_TANSU")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let p = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin/tansu");
-                p.exists().then_some(p)
-            })
-            .or_else(|| {
-                Command::new("tansu")
-                    .arg("--version")
-                    .output()
-                    .ok()
-                    .map(|_| PathBuf::from("tansu"))
-            });
-        let Some(bin) = bin else {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("tansu is not installed (run .ci/kafka); the broker tests cannot be skipped under CI=true");
-            }
-            eprintln!("skipping: tansu is not installed (cargo install tansu --locked --features dynostore, or bash .ci/kafka)");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("tansu-{port}.log"));
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("tansu starts");
-        let broker = Broker { child, port, bin };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {port}; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(broker)
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str) {
-        let out = Command::new(&self.bin)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-                "--partitions",
-                &PARTITIONS.to_string(),
-            ])
-            .output()
-            .expect("tansu topic create runs");
-        assert!(
-            out.status.success(),
-            "tansu topic create {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        // A frozen broker must be thawed to be killed cleanly.
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A message as read back.
