@@ -142,12 +142,25 @@ fn resolver(args: &IngestArgs) -> anyhow::Result<Arc<dyn Resolver>> {
         })?;
         return Ok(Arc::new(dir));
     }
+    plc_resolver(&args.plc_url)
+}
+
+/// PLC (at `plc_url`) and did:web over HTTPS, with a cache.
+pub fn plc_resolver(plc_url: &str) -> anyhow::Result<Arc<dyn Resolver>> {
     let http = HttpResolver::with_config(HttpResolverConfig {
-        plc_url: args.plc_url.clone(),
+        plc_url: plc_url.to_owned(),
         ..HttpResolverConfig::default()
     })
     .context("cannot set up DID resolution")?;
     Ok(Arc::new(CachingResolver::new(http)))
+}
+
+/// Unix time in milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -11,7 +11,6 @@ use anyhow::Context as _;
 use skystream_backfill::{
     Backfill, BackfillConfig, HttpHost, HttpHostConfig, JsonlOut, RepoSource, Window,
 };
-use skystream_identity::{CachingResolver, HttpResolver, HttpResolverConfig, Resolver};
 use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
 use skystream_pipeline::{Consumer, MemoryCursorSink, Pipeline, PipelineConfig};
 use skystream_store::{BackfillStore, FeedStore, Store};
@@ -20,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::cli::{BackfillAction, BackfillArgs};
 use crate::commands::serve::load_config;
-use crate::ingest;
+use crate::ingest::{self, now_ms};
 
 /// The lease that makes one process the backfiller of a shared database.
 const LEASE: &str = "backfill";
@@ -48,11 +47,22 @@ fn database(args: &BackfillArgs) -> String {
     args.database.clone()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// Who holds the lease: host and process, for `backfill status` and logs.
+fn lease_holder() -> String {
+    format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
+        std::process::id()
+    )
+}
+
+/// The host listRepos asks: the flag, else the seed's RELAY_URL, else bsky.network; a relay's
+/// WebSocket address is taken as its HTTP one.
+fn repo_host_url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("RELAY_URL").ok())
+        .unwrap_or_else(|| "https://bsky.network".to_owned())
+        .replace("wss://", "https://")
+        .replace("ws://", "http://")
 }
 
 pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
@@ -86,23 +96,11 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         max_attempts: args.max_attempts.max(1),
         poll: Duration::from_millis(500),
     };
-    let host = args
-        .host
-        .clone()
-        .or_else(|| std::env::var("RELAY_URL").ok())
-        .unwrap_or_else(|| "https://bsky.network".to_owned())
-        .replace("wss://", "https://")
-        .replace("ws://", "http://");
-    let resolver: Option<Arc<dyn Resolver>> = if args.no_resolve {
+    let host = repo_host_url(args.host.clone());
+    let resolver = if args.no_resolve {
         None
     } else {
-        Some(Arc::new(CachingResolver::new(
-            HttpResolver::with_config(HttpResolverConfig {
-                plc_url: args.plc_url.clone(),
-                ..HttpResolverConfig::default()
-            })
-            .context("cannot set up DID resolution")?,
-        )))
+        Some(ingest::plc_resolver(&args.plc_url)?)
     };
     let repo_host = HttpHost::new(
         HttpHostConfig {
@@ -136,11 +134,7 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--no-index without --out would read repositories for nothing");
     }
 
-    let holder = format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
-        std::process::id()
-    );
+    let holder = lease_holder();
     if !store
         .try_lease(LEASE, &holder, now_ms(), args.lease_ttl.as_millis() as i64)
         .await?
@@ -357,11 +351,7 @@ async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<(
     let Some(window) = Window::from_days(b.days, now_ms().saturating_mul(1000)) else {
         return Ok(());
     };
-    let holder = format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
-        std::process::id()
-    );
+    let holder = lease_holder();
     let ttl = Duration::from_secs(60);
     // The seed's WORKER_ID=0 rule, made safe: whoever holds the lease backfills.
     loop {
@@ -397,19 +387,8 @@ async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<(
             }
         });
     }
-    let host = b
-        .host
-        .or_else(|| std::env::var("RELAY_URL").ok())
-        .unwrap_or_else(|| "https://bsky.network".to_owned())
-        .replace("wss://", "https://")
-        .replace("ws://", "http://");
-    let resolver: Arc<dyn Resolver> = Arc::new(CachingResolver::new(
-        HttpResolver::with_config(HttpResolverConfig {
-            plc_url: b.plc_url.clone(),
-            ..HttpResolverConfig::default()
-        })
-        .context("cannot set up DID resolution")?,
-    ));
+    let host = repo_host_url(b.host);
+    let resolver = ingest::plc_resolver(&b.plc_url)?;
     let repo_host = HttpHost::new(
         HttpHostConfig {
             host: host.clone(),

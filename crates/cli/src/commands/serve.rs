@@ -22,19 +22,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
-use crate::ingest;
+use crate::ingest::{self, now_ms};
 
 /// The example feeds, used when no config file is given or found.
 const EXAMPLE_CONFIG: &str = include_str!("../../../../skystream.example.toml");
 /// Jetstream's public hosts: the default source, failing over between them.
 const PUBLIC_JETSTREAM: &str = "jetstream:wss://jetstream1.us-east.bsky.network,wss://jetstream2.us-east.bsky.network,wss://jetstream1.us-west.bsky.network,wss://jetstream2.us-west.bsky.network";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Where the config comes from.
 pub(crate) enum ConfigSource {
