@@ -197,9 +197,10 @@ impl Log {
     /// Up to `limit` entries with `time_us >= from`, in order.
     pub fn read_from(&self, from: i64, limit: usize) -> Result<Vec<Arc<Entry>>, LogError> {
         self.with_reader(|c| {
+            // `LIMIT ?2 + 0`: a bare LIMIT parameter makes SQLite re-prepare on every run.
             let mut stmt = c.prepare_cached(
                 "SELECT time_us, did, collection, json, zstd FROM events
-                 WHERE time_us >= ?1 ORDER BY time_us LIMIT ?2",
+                 WHERE time_us >= ?1 ORDER BY time_us LIMIT ?2 + 0",
             )?;
             let rows = stmt.query_map(params![from, limit as i64], |r| {
                 Ok(Arc::new(Entry {

@@ -1,10 +1,12 @@
-//! Feed generator throughput: posts indexed per second into SQLite (through the real indexer:
-//! features, language matching, one transaction per batch), then getFeedSkeleton requests per
-//! second with latency percentiles, measured by `wrk` (64 connections, limit 30, chronological
-//! feed) while more posts are indexed at 2,000 events/s.
+//! Feed generator throughput: posts indexed per second into each store (through the real
+//! indexer: features, language matching, store transactions), then getFeedSkeleton requests
+//! per second with latency percentiles on SQLite, measured by `wrk` (64 connections, limit 30,
+//! chronological feed) while more posts are indexed at 2,000 events/s.
 //!
-//! `cargo bench -p skystream-server --bench feedgen [-- --posts N]` (default 1,000,000 posts;
-//! needs `wrk` on the PATH for the HTTP half).
+//! `cargo bench -p skystream-server --bench feedgen [-- --posts N] [--stores sqlite,postgres]
+//! [--no-http]` (default 1,000,000 posts, both stores; PostgreSQL from
+//! `SKYSTREAM_BENCH_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`, in a schema of
+//! its own that is dropped afterwards; the HTTP half needs `wrk` on the PATH).
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -59,17 +61,82 @@ fn post_event(i: u64) -> Envelope {
     })
 }
 
+/// Indexes `posts` post events into `store` in batches of 1,024; returns the indexer (to keep
+/// indexing with) and the events/s.
+async fn index_into(store: Arc<dyn FeedStore>, posts: u64) -> (Indexer, f64, Duration) {
+    let config = Config::from_toml_str(
+        "[[feed]]\nid = \"all\"\ndisplay_name = \"Everything\"\n\n[[feed]]\nid = \"norsk\"\ndisplay_name = \"Norsk\"\nlanguages = [\"nb\", \"nn\"]\n",
+        "bench.toml",
+    )
+    .expect("config");
+    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds,
+    })));
+    let mut indexer = Indexer::new(
+        store,
+        feeds,
+        Arc::new(Mutex::new(RecentWindow::new(100_000))),
+    );
+    let started = Instant::now();
+    let mut next = 0u64;
+    while next < posts {
+        let n = 1024.min(posts - next);
+        let items: Vec<Envelope> = (next..next + n).map(post_event).collect();
+        indexer
+            .handle(&Batch {
+                id: next / 1024 + 1,
+                items,
+            })
+            .await
+            .expect("index");
+        next += n;
+    }
+    let took = started.elapsed();
+    (indexer, posts as f64 / took.as_secs_f64(), took)
+}
+
+/// A fresh PostgreSQL schema for the bench: the store URL and an admin client to drop it with.
+async fn postgres_schema() -> Result<(String, tokio_postgres::Client, String), String> {
+    let base = std::env::var("SKYSTREAM_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("{base}: {e}"))?;
+    tokio::spawn(conn);
+    let schema = format!("skystream_bench_{}", std::process::id());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .map_err(|e| format!("creating schema {schema}: {e}"))?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok((
+        format!("{base}{sep}options=-csearch_path%3D{schema}"),
+        client,
+        schema,
+    ))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let posts: u64 = args
-        .iter()
-        .position(|a| a == "--posts")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(if args.iter().any(|a| a == "--quick") {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    let posts: u64 = value("--posts").and_then(|v| v.parse().ok()).unwrap_or(
+        if args.iter().any(|a| a == "--quick") {
             20_000
         } else {
             1_000_000
-        });
+        },
+    );
+    let stores: Vec<String> = value("--stores")
+        .map_or("sqlite,postgres", String::as_str)
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let http = !args.iter().any(|a| a == "--no-http");
     let dir = std::env::temp_dir().join(format!("skystream-feedgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -77,32 +144,33 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
+        if stores.iter().any(|s| s == "postgres") {
+            match postgres_schema().await {
+                Ok((url, admin, schema)) => {
+                    let store: Arc<dyn FeedStore> =
+                        Arc::new(Store::open(&url).await.expect("postgres store"));
+                    let (_, rate, took) = index_into(store, posts).await;
+                    println!(
+                        "indexed {posts} post events into PostgreSQL: {rate:.0} events/s ({took:.2?}, 2 feeds)"
+                    );
+                    let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+                }
+                Err(e) => println!("PostgreSQL not reachable ({e}): skipping its half"),
+            }
+        }
+        if !stores.iter().any(|s| s == "sqlite") {
+            return;
+        }
         let store = Store::open(dir.join("bench.db").to_str().expect("path")).await.expect("store");
         let feed_store: Arc<dyn FeedStore> = Arc::new(store.clone());
-        let config = Config::from_toml_str(
-            "[[feed]]\nid = \"all\"\ndisplay_name = \"Everything\"\n\n[[feed]]\nid = \"norsk\"\ndisplay_name = \"Norsk\"\nlanguages = [\"nb\", \"nn\"]\n",
-            "bench.toml",
-        )
-        .expect("config");
-        let feeds = Arc::new(RwLock::new(Arc::new(FeedSet { version: 0, feeds: config.feeds })));
-        let mut indexer = Indexer::new(feed_store.clone(), feeds, Arc::new(Mutex::new(RecentWindow::new(100_000))));
-
-        let started = Instant::now();
-        let mut next = 0u64;
-        let mut id = 0;
-        while next < posts {
-            let n = 1024.min(posts - next);
-            let items: Vec<Envelope> = (next..next + n).map(post_event).collect();
-            id += 1;
-            indexer.handle(&Batch { id, items }).await.expect("index");
-            next += n;
-        }
-        let took = started.elapsed();
+        let (mut indexer, rate, took) = index_into(feed_store.clone(), posts).await;
         println!(
-            "indexed {posts} post events into SQLite: {:.0} events/s ({took:.2?}, 2 feeds, one transaction per 1,024)",
-            posts as f64 / took.as_secs_f64()
+            "indexed {posts} post events into SQLite: {rate:.0} events/s ({took:.2?}, 2 feeds, batches of 1,024)"
         );
-
+        let mut id = posts;
+        if !http {
+            return;
+        }
         if std::process::Command::new("wrk").arg("--version").output().is_err() {
             println!("wrk is not installed: skipping the HTTP half (apt-get install wrk)");
             return;

@@ -40,6 +40,7 @@
 //! ```
 
 mod backfill;
+mod checkpoint;
 mod error;
 mod feed;
 mod memory;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::Semaphore;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{cursor_from_sql, cursor_to_sql, StoreError};
 use crate::migrations::{
     newer_schema_error, MigrationReport, LATEST_SCHEMA_VERSION, SQLITE_MIGRATIONS,
@@ -68,6 +69,8 @@ pub struct SqliteStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Copies the WAL into the file off the writer's path; `None` in memory.
+    _checkpointer: Option<Checkpointer>,
     /// `None` for `:memory:`, where every connection would see its own empty database.
     readers: Option<Readers>,
     path: Option<PathBuf>,
@@ -95,17 +98,23 @@ impl SqliteStore {
         let describe = format!("sqlite:{}", path.display());
         let task_describe = describe.clone();
         let task_path = path.clone();
-        let (writer, readers) = unblock(&describe, move || {
+        let (writer, readers, checkpointer) = unblock(&describe, move || {
             let writer = open_writer(Some(&task_path), &task_describe)?;
             let readers = (0..SQLITE_READERS)
                 .map(|_| open_reader(&task_path, &task_describe))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((writer, readers))
+            let checkpointer = Checkpointer::start(&task_path, BUSY_TIMEOUT).map_err(|e| {
+                StoreError::connect(format!(
+                    "{task_describe}: cannot start the WAL checkpoint thread: {e}"
+                ))
+            })?;
+            Ok((writer, readers, checkpointer))
         })
         .await?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                _checkpointer: Some(checkpointer),
                 readers: Some(Readers {
                     permits: Arc::new(Semaphore::new(readers.len())),
                     idle: Mutex::new(readers),
@@ -125,6 +134,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                _checkpointer: None,
                 readers: None,
                 path: None,
                 describe,
@@ -207,6 +217,40 @@ impl SqliteStore {
             result
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs a short read on the calling thread when a reader connection is idle, else as
+    /// [`blocking`](Self::blocking) does. For queries that take tens of microseconds (a feed
+    /// page by the primary key): handing those to the blocking pool and waking a task back
+    /// cost more than the query, about a quarter of a page's CPU; an async worker can afford
+    /// to wait that long. Never for scans or anything that may wait on a lock.
+    pub(crate) async fn read_inline<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        if let Some(readers) = &self.inner.readers {
+            if let Ok(permit) = Arc::clone(&readers.permits).try_acquire_owned() {
+                let mut reader = PooledReader {
+                    conn: readers
+                        .idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .pop(),
+                    readers,
+                };
+                // A permit guarantees an idle reader.
+                if let Some(conn) = reader.conn.as_mut() {
+                    let result = f(conn, &self.inner.describe);
+                    drop(reader);
+                    drop(permit);
+                    return result;
+                }
+            }
+        }
+        self.blocking(Role::Read, f).await
     }
 }
 
@@ -322,9 +366,11 @@ fn open_writer(path: Option<&Path>, db: &str) -> Result<Connection, StoreError> 
     }
     // The default page cache (2 MB) is outgrown by the feed indexes at a few hundred thousand
     // posts, after which every insert reads index pages back from the OS; 64 MB keeps them.
+    // Checkpoints run on their own thread (crate::checkpoint), not inside the writer's commits.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = 0;",
     )
     .map_err(|e| open_error(db, "setting synchronous, foreign_keys and the cache", e))?;
     Ok(conn)

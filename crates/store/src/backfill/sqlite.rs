@@ -16,9 +16,10 @@ const REQUEUE: &str =
     "INSERT INTO backfill_repos (did, status, updated_at) VALUES (?1, 'pending', ?2) \
      ON CONFLICT (did) DO UPDATE SET status = 'pending', attempts = 0, last_error = NULL, \
      updated_at = excluded.updated_at";
+// `LIMIT ?N + 0`: a bare LIMIT parameter makes SQLite re-prepare the statement on every run.
 const CLAIMABLE: &str = "SELECT did, attempts FROM backfill_repos \
      WHERE status = 'pending' OR (status = 'failed' AND attempts < ?1) \
-     ORDER BY status = 'failed', did LIMIT ?2";
+     ORDER BY status = 'failed', did LIMIT ?2 + 0";
 const CLAIM: &str =
     "UPDATE backfill_repos SET status = 'in_progress', updated_at = ?2 WHERE did = ?1";
 const DONE: &str = "UPDATE backfill_repos SET status = 'done', records = ?2, rev = ?3, \
@@ -32,7 +33,7 @@ const PROGRESS: &str = "SELECT status, COUNT(*), COALESCE(SUM(records), 0) FROM 
 const REPO: &str = "SELECT did, status, attempts, records, rev, last_error FROM backfill_repos \
      WHERE did = ?1";
 const FAILED_ROWS: &str = "SELECT did, status, attempts, records, rev, last_error \
-     FROM backfill_repos WHERE status = 'failed' ORDER BY attempts DESC, did LIMIT ?1";
+     FROM backfill_repos WHERE status = 'failed' ORDER BY attempts DESC, did LIMIT ?1 + 0";
 const VALUE: &str = "SELECT value FROM backfill_state WHERE key = ?1";
 const SET_VALUE: &str = "INSERT INTO backfill_state (key, value, updated_at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
