@@ -264,7 +264,11 @@
       item.embed && item.embed !== "none" ? chip("embed " + item.embed) : null,
       ...(item.hashtags || []).map((h) => chip("#" + h)),
       ...(item.in_feeds || []).map((f) => chip("in " + f)));
+    const reposted = item.repost
+      ? el("div", { class: "reposted" }, "⟳ reposted by ", el("bdi", {}, item.reposter || ""))
+      : null;
     return el("li", { class: "item" },
+      reposted,
       meta,
       el("p", { class: "text", dir: "auto" }, item.text || ""),
       chips,

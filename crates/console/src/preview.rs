@@ -171,7 +171,18 @@ pub(crate) async fn items(
     let mut rows = Vec::with_capacity(page.len());
     for item in &page {
         match st.store.post(&item.uri).await {
-            Ok(Some((row, likes, reposts))) => rows.push((item.clone(), row, likes, reposts)),
+            Ok(Some((row, likes, reposts))) => {
+                rows.push((item.clone(), row, likes, reposts, true));
+            }
+            // A repost of a post the store does not keep: shown by its uri alone.
+            Ok(None) if item.repost.is_some() => {
+                let row = PostRow {
+                    uri: item.uri.clone(),
+                    author: author_of(&item.uri).to_owned(),
+                    ..PostRow::default()
+                };
+                rows.push((item.clone(), row, item.likes, item.reposts, false));
+            }
             Ok(None) => {}
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
         }
@@ -190,12 +201,13 @@ pub(crate) async fn items(
     let shown = tokio::task::spawn_blocking(move || {
         rows.iter()
             .zip(from_window)
-            .map(|((item, row, likes, reposts), features)| {
+            .map(|((item, row, likes, reposts, stored), features)| {
                 let origin = if features.is_some() {
                     "window"
                 } else {
                     "store"
                 };
+                let known = features.is_some() || *stored;
                 let post = features.unwrap_or_else(|| Arc::new(features_from_row(row)));
                 let mut v = Shown {
                     uri: &item.uri,
@@ -208,6 +220,18 @@ pub(crate) async fn items(
                 .json(&feed);
                 v["features"] = json!(origin);
                 v["sort_key"] = json!(item.score);
+                if let Some(repost) = &item.repost {
+                    // Judged as the indexer judged it: the reposter against the author
+                    // filters, the post (when known) against the rest.
+                    let reposter = author_of(repost);
+                    let m = feed.matches_repost(reposter, known.then_some(&*post), *likes);
+                    v["match"] = verdict(&m);
+                    v["repost"] = json!(repost);
+                    v["reposter"] = json!(reposter);
+                    if !known {
+                        v["features"] = json!("unknown");
+                    }
+                }
                 v
             })
             .collect::<Vec<_>>()
@@ -222,6 +246,13 @@ pub(crate) async fn items(
         .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "preview failed"),
     }
+}
+
+/// The DID of an `at://DID/...` uri (empty when it has none).
+fn author_of(uri: &str) -> &str {
+    uri.strip_prefix("at://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
 }
 
 #[cfg(test)]

@@ -530,7 +530,17 @@ impl RawFeed {
                 }
                 Ranking::Chronological
             }
-            Some(RankingKind::Engagement) => Ranking::Engagement { half_life },
+            Some(RankingKind::Engagement) => {
+                // A repost is an item of its own at the time it is made, which has no place
+                // in an order by score; in a ranked feed reposts count toward the score.
+                if let (Some(true), Some(r)) = (self.reposts, &self.ranking) {
+                    return Err((
+                        r.span(),
+                        "reposts = true needs ranking = \"chronological\": a ranked feed counts reposts toward each post's score instead".to_string(),
+                    ));
+                }
+                Ranking::Engagement { half_life }
+            }
         };
         let filters = Filters {
             languages: spans.strings("languages", self.languages),

@@ -139,7 +139,7 @@ authors = ["did:plc:ewvi7nxzyoun6zhxrhs64oiz"]
 authors_out = ["did:plc:44ybard66vv44zksje25o7dz"]
 mentions = ["did:plc:z72i7hdynmk6r22z27h6tvur"]
 replies = "only"
-reposts = true
+reposts = false
 media = ["video"]
 labels_out = ["porn", "graphic-media"]
 min_likes = 3
@@ -178,7 +178,10 @@ min_likes = 3
     assert_eq!(c.filters.hashtags, ["eliteserien"]);
     assert_eq!(c.filters.media, [MediaKind::Video]);
     assert_eq!(c.filters.replies, Replies::Only);
-    assert!(c.filters.reposts);
+    assert!(
+        !c.filters.reposts,
+        "a ranked feed cannot take reposts as items"
+    );
     assert_eq!(c.filters.min_likes, 3);
 }
 
@@ -252,6 +255,10 @@ fn errors_have_the_line_column_and_reason() {
         (
             "[[feed]]\nid = \"t\"\ndisplay_name = \"Test\"\nregex = \"(unclosed\"\n",
             4, 9, Invalid, "bad regex \"(unclosed\": unclosed group",
+        ),
+        (
+            "[[feed]]\nid = \"t\"\ndisplay_name = \"Test\"\nreposts = true\nranking = \"engagement\"\n",
+            5, 11, Invalid, "reposts = true needs ranking = \"chronological\"",
         ),
         (
             "[[feed]]\nid = \"t\"\ndisplay_name = \"Test\"\nmax_age = \"7 days\"\n",

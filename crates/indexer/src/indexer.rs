@@ -5,7 +5,7 @@ use skystream_data::Value;
 use skystream_event::{Commit, EventKind, OpAction};
 use skystream_feeds::{Feed, PostFeatures, Ranking};
 use skystream_pipeline::{Batch, Consumer, ConsumerError};
-use skystream_store::{AccountStatus, FeedStore, FeedWrite, Membership, PostRow};
+use skystream_store::{AccountStatus, FeedStore, FeedWrite, Membership, PostRow, StoreError};
 use tracing::info;
 
 use crate::window::{RecentPost, RecentWindow};
@@ -13,6 +13,8 @@ use crate::window::{RecentPost, RecentWindow};
 const POST: &str = "app.bsky.feed.post";
 const LIKE: &str = "app.bsky.feed.like";
 const REPOST: &str = "app.bsky.feed.repost";
+/// Events matched per store transaction (see [`Indexer::handle`]).
+const CHUNK: usize = 256;
 
 /// The compiled feeds, with a version that changes on every reload.
 #[derive(Debug, Default)]
@@ -103,7 +105,68 @@ fn row(post: &PostFeatures, cid: &str, created_s: f64, indexed_ms: i64) -> PostR
         hashtags: post.hashtags.clone(),
         mentions: post.mentions.clone(),
         labels: post.self_labels.clone(),
+        repost_of: None,
     }
+}
+
+/// Memberships of a repost by `reposter` in the feeds that take reposts (`reposts = true`;
+/// only chronological feeds can, see the config): a repost is an item of its own, judged once,
+/// when it is made, with what the window knows of the reposted post (`subject`, `None` when
+/// the post is older than the window).
+fn repost_memberships(
+    feeds: &FeedSet,
+    reposter: &str,
+    subject: Option<&PostFeatures>,
+    likes: u64,
+    created_s: f64,
+) -> Vec<Membership> {
+    feeds
+        .feeds
+        .iter()
+        .filter(|f| f.filters().reposts && matches!(f.ranking(), Ranking::Chronological))
+        .filter(|f| f.matches_repost(reposter, subject, likes).is_match())
+        .map(|f| Membership {
+            feed: f.id().to_owned(),
+            score: f.ranking().sort_key(0, 0, created_s),
+            min_likes: 0,
+        })
+        .collect()
+}
+
+/// The row that keeps a repost as a feed item.
+fn repost_row(
+    reposter: &str,
+    rkey: &str,
+    uri: String,
+    cid: String,
+    subject: String,
+    created_s: f64,
+    indexed_ms: i64,
+) -> PostRow {
+    PostRow {
+        uri,
+        cid,
+        author: reposter.to_owned(),
+        rkey: rkey.to_owned(),
+        created_at_ms: (created_s * 1000.0) as i64,
+        indexed_at_ms: indexed_ms,
+        repost_of: Some(subject),
+        ..PostRow::default()
+    }
+}
+
+/// The record's `createdAt` in Unix seconds, never later than `now_ms`.
+fn created_seconds(record: &Option<Value<'static>>, now_ms: i64) -> f64 {
+    let now_s = now_ms as f64 / 1000.0;
+    record
+        .as_ref()
+        .and_then(|r| r.get("createdAt")?.as_str())
+        .and_then(|s| {
+            skystream_syntax::Datetime::parse(s)
+                .ok()?
+                .timestamp_micros()
+        })
+        .map_or(now_s, |us| (us as f64 / 1e6).min(now_s))
 }
 
 fn subject_uri(record: &Option<Value<'static>>) -> Option<String> {
@@ -135,6 +198,7 @@ impl Indexer {
         writes: &mut Vec<FeedWrite>,
     ) {
         let now = now_ms();
+        let takes_reposts = feeds.feeds.iter().any(|f| f.filters().reposts);
         for op in &c.ops {
             let uri = op.uri(&c.did);
             match (op.collection.as_str(), op.action) {
@@ -206,14 +270,50 @@ impl Indexer {
                             }
                         }
                     }
-                    writes.push(if is_like {
-                        FeedWrite::AddLike { uri, subject }
-                    } else {
-                        FeedWrite::AddRepost { uri, subject }
-                    });
+                    if is_like {
+                        writes.push(FeedWrite::AddLike { uri, subject });
+                        continue;
+                    }
+                    if takes_reposts {
+                        let known = window.get_mut(&subject);
+                        let likes = known.as_ref().map_or(0, |p| p.likes);
+                        let features = known.map(|p| Arc::clone(&p.features));
+                        let created_s = created_seconds(&op.record, now);
+                        let members = repost_memberships(
+                            feeds,
+                            &c.did,
+                            features.as_deref(),
+                            likes,
+                            created_s,
+                        );
+                        if !members.is_empty() {
+                            metrics::counter!("skystream_indexer_reposts_matched_total")
+                                .increment(1);
+                            let cid = op.cid.map(|c| c.to_string()).unwrap_or_default();
+                            writes.push(FeedWrite::UpsertPost {
+                                post: repost_row(
+                                    &c.did,
+                                    &op.rkey,
+                                    uri.clone(),
+                                    cid,
+                                    subject.clone(),
+                                    created_s,
+                                    now,
+                                ),
+                                feeds: members,
+                            });
+                        }
+                    }
+                    writes.push(FeedWrite::AddRepost { uri, subject });
                 }
                 (LIKE, OpAction::Delete) => writes.push(FeedWrite::RemoveLike { uri }),
-                (REPOST, OpAction::Delete) => writes.push(FeedWrite::RemoveRepost { uri }),
+                (REPOST, OpAction::Delete) => {
+                    // The repost's own item, if a feed kept it.
+                    if takes_reposts {
+                        writes.push(FeedWrite::DeletePost { uri: uri.clone() });
+                    }
+                    writes.push(FeedWrite::RemoveRepost { uri });
+                }
                 _ => {}
             }
         }
@@ -259,31 +359,62 @@ impl Consumer for Indexer {
 
     async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError> {
         let feeds = self.feeds();
-        let mut writes = Vec::with_capacity(batch.items.len());
-        {
-            let mut window = self
-                .window
-                .lock()
-                .map_err(|_| "recent-post window lock poisoned")?;
-            if feeds.version != self.seen_version {
-                self.reevaluate(&feeds, &mut window, &mut writes);
-            }
-            for env in &batch.items {
-                match &env.event.kind {
-                    EventKind::Commit(c) => self.index_commit(&feeds, c, &mut window, &mut writes),
-                    EventKind::Account(a) => writes.push(FeedWrite::SetAccountStatus {
-                        did: a.did.clone(),
-                        status: account_status(a.active, a.status.as_deref()),
-                    }),
-                    _ => {}
+        let mut reload = feeds.version != self.seen_version;
+        // The batch goes to the store in chunks, each written while the next is matched: the
+        // matching (features, language detection) and the store's transaction then share the
+        // two cores instead of taking turns. Each chunk is its own transaction; a failure makes
+        // the pipeline retry the whole batch, which is safe because every write is idempotent.
+        let mut in_flight: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
+        // An empty batch still carries a reload's re-evaluation.
+        let empty = batch.items.is_empty().then_some(&batch.items[..]);
+        for chunk in batch.items.chunks(CHUNK).chain(empty) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            {
+                let mut window = self
+                    .window
+                    .lock()
+                    .map_err(|_| "recent-post window lock poisoned")?;
+                if reload {
+                    self.reevaluate(&feeds, &mut window, &mut writes);
+                    reload = false;
+                }
+                for env in chunk {
+                    match &env.event.kind {
+                        EventKind::Commit(c) => {
+                            self.index_commit(&feeds, c, &mut window, &mut writes)
+                        }
+                        EventKind::Account(a) => writes.push(FeedWrite::SetAccountStatus {
+                            did: a.did.clone(),
+                            status: account_status(a.active, a.status.as_deref()),
+                        }),
+                        _ => {}
+                    }
                 }
             }
+            if let Some(previous) = in_flight.take() {
+                finish(previous).await?;
+            }
+            if !writes.is_empty() {
+                let store = Arc::clone(&self.store);
+                in_flight = Some(tokio::spawn(async move { store.apply(writes).await }));
+            }
         }
-        if !writes.is_empty() {
-            self.store.apply(writes).await?;
+        if let Some(last) = in_flight {
+            finish(last).await?;
         }
         // Only once the store has the re-evaluation is the reload done.
         self.seen_version = feeds.version;
         Ok(())
+    }
+}
+
+/// Waits for a chunk's transaction; a panic in it resumes here.
+async fn finish(
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+) -> Result<(), ConsumerError> {
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err("the store write was cancelled (the runtime is shutting down)".into()),
     }
 }

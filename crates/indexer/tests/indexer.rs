@@ -284,3 +284,177 @@ async fn a_reload_reevaluates_recent_posts() {
         vec![format!("at://{a}/app.bsky.feed.post/3kaaaaaaaaa22")]
     );
 }
+
+fn repost(rkey: &str, subject: &str) -> Op {
+    let mut op = like(rkey, subject);
+    op.collection = "app.bsky.feed.repost".into();
+    let record = serde_json::json!({"$type": "app.bsky.feed.repost", "createdAt": "2026-07-04T15:00:00.000Z",
+        "subject": {"uri": subject, "cid": "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454"}});
+    op.record = Some(skystream_data::json::record_from_json(&record).expect("record"));
+    op
+}
+
+#[tokio::test]
+async fn reposts_become_items_of_the_feeds_that_take_them() {
+    let (author, fan, other) = (
+        "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+        "did:plc:ffffffffffffffffffffffff",
+        "did:plc:oooooooooooooooooooooooo",
+    );
+    let config = Config::from_toml_str(
+        &format!(
+            r#"
+[[feed]]
+id = "fan"
+display_name = "The fan"
+authors = ["{fan}"]
+reposts = true
+
+[[feed]]
+id = "norsk"
+display_name = "Norsk and reposts"
+languages = ["nb"]
+reposts = true
+
+[[feed]]
+id = "plain"
+display_name = "Norsk, no reposts"
+languages = ["nb"]
+"#
+        ),
+        "test.toml",
+    )
+    .expect("config");
+    let store = MemoryStore::new();
+    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds,
+    })));
+    let mut idx = Indexer::new(
+        Arc::new(store.clone()),
+        feeds,
+        Arc::new(Mutex::new(RecentWindow::new(1000))),
+    );
+    let norsk = format!("at://{author}/app.bsky.feed.post/3knorsk");
+    let old = format!("at://{author}/app.bsky.feed.post/3kold");
+    let fan_repost = |rkey: &str| format!("at://{fan}/app.bsky.feed.repost/{rkey}");
+    let batch = Batch {
+        id: 1,
+        items: vec![
+            commit(
+                1,
+                author,
+                vec![post("3knorsk", "Jeg er ikke hjemme i dag", &["nb"])],
+            ),
+            // The fan reposts the Norwegian post and one the window never saw.
+            commit(2, fan, vec![repost("3kr1", &norsk), repost("3kr2", &old)]),
+            // Someone else's repost of the Norwegian post: only `norsk` takes it.
+            commit(3, other, vec![repost("3kr3", &norsk)]),
+        ],
+    };
+    idx.handle(&batch).await.expect("index");
+    let page = |feed: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .chronological_page(feed, None, 100)
+                .await
+                .expect("page")
+                .into_iter()
+                .map(|i| (i.uri, i.repost))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        page("fan").await,
+        [
+            (old.clone(), Some(fan_repost("3kr2"))),
+            (norsk.clone(), Some(fan_repost("3kr1"))),
+        ],
+        "the fan's reposts, of a known post and of an unknown one"
+    );
+    assert_eq!(
+        page("norsk").await,
+        [
+            (
+                norsk.clone(),
+                Some(format!("at://{other}/app.bsky.feed.repost/3kr3"))
+            ),
+            (norsk.clone(), Some(fan_repost("3kr1"))),
+            (norsk.clone(), None),
+        ],
+        "reposts of a matching post; the unknown post cannot be judged on language"
+    );
+    assert_eq!(page("plain").await, [(norsk.clone(), None)]);
+    // The repost counted toward the post as well.
+    let (_, _, reposts) = store.post(&norsk).await.expect("post").expect("stored");
+    assert_eq!(reposts, 2);
+
+    // Undoing the repost removes its item; deleting the post removes the items of it.
+    idx.handle(&Batch {
+        id: 2,
+        items: vec![commit(4, fan, vec![delete("app.bsky.feed.repost", "3kr2")])],
+    })
+    .await
+    .expect("index");
+    assert_eq!(
+        page("fan").await,
+        [(norsk.clone(), Some(fan_repost("3kr1")))]
+    );
+    idx.handle(&Batch {
+        id: 3,
+        items: vec![commit(
+            5,
+            author,
+            vec![delete("app.bsky.feed.post", "3knorsk")],
+        )],
+    })
+    .await
+    .expect("index");
+    assert!(page("fan").await.is_empty());
+    assert!(page("norsk").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_a_chunk_lands_whole_and_in_order() {
+    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
+    let store = MemoryStore::new();
+    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+        version: 0,
+        feeds: config.feeds,
+    })));
+    let mut idx = Indexer::new(
+        Arc::new(store.clone()),
+        feeds,
+        Arc::new(Mutex::new(RecentWindow::new(1000))),
+    );
+    let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    let events: Vec<Envelope> = (0..1000u64)
+        .map(|i| {
+            commit(
+                i + 1,
+                did,
+                vec![post(&format!("3k{i:011}"), "Jeg er hjemme", &["nb"])],
+            )
+        })
+        .collect();
+    idx.handle(&Batch {
+        id: 1,
+        items: events,
+    })
+    .await
+    .expect("index");
+    let want: Vec<String> = (0..1000u64)
+        .rev()
+        .map(|i| format!("at://{did}/app.bsky.feed.post/3k{i:011}"))
+        .collect();
+    assert_eq!(items(&store, "bokmaal").await.len(), 100, "a page of 100");
+    let all: Vec<String> = store
+        .chronological_page("bokmaal", None, 5000)
+        .await
+        .expect("page")
+        .into_iter()
+        .map(|i| i.uri)
+        .collect();
+    assert_eq!(all, want);
+}

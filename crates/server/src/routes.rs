@@ -169,7 +169,7 @@ async fn skeleton_inner(
     };
     let feed = resolve_feed(st, uri)?;
     check_auth(st, headers, feed.auth, SKELETON).await?;
-    let (posts, next) = match (feed.ranking, cursor) {
+    let (posts, next): (Vec<(String, Option<String>)>, _) = match (feed.ranking, cursor) {
         (RankingKind::Chronological, Some(PageCursor::Snapshot { .. }))
         | (RankingKind::Engagement, Some(PageCursor::Before(_))) => {
             return Err(XrpcError::invalid(
@@ -185,7 +185,8 @@ async fn skeleton_inner(
             let next = (items.len() == limit)
                 .then(|| items.last().map(|i| PageCursor::Before(i.seq)))
                 .flatten();
-            (items.into_iter().map(|i| i.uri).collect::<Vec<_>>(), next)
+            let posts = items.into_iter().map(|i| (i.uri, i.repost)).collect();
+            (posts, next)
         }
         (RankingKind::Engagement, c) => {
             let (id, offset) = match c {
@@ -209,7 +210,11 @@ async fn skeleton_inner(
                 })?;
             let served = slice.len();
             let live = st.store.live_posts(&slice).await?;
-            let posts: Vec<String> = slice.into_iter().filter(|u| live.contains(u)).collect();
+            let posts: Vec<(String, Option<String>)> = slice
+                .into_iter()
+                .filter(|u| live.contains(u))
+                .map(|u| (u, None))
+                .collect();
             let next = (served == limit).then(|| PageCursor::Snapshot {
                 id,
                 offset: offset + served,
@@ -220,7 +225,14 @@ async fn skeleton_inner(
     let context = feed.id.clone();
     let items: Vec<Value> = posts
         .into_iter()
-        .map(|p| json!({"post": p, "feedContext": context}))
+        .map(|(post, repost)| match repost {
+            None => json!({"post": post, "feedContext": context}),
+            Some(repost) => json!({
+                "post": post,
+                "reason": {"$type": "app.bsky.feed.defs#skeletonReasonRepost", "repost": repost},
+                "feedContext": context,
+            }),
+        })
         .collect();
     let mut body = json!({"feed": items, "reqId": random_hex()});
     if let Some(n) = next {

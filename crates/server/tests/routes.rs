@@ -184,6 +184,46 @@ async fn chronological_pages_serve_every_item_once() {
 }
 
 #[tokio::test]
+async fn repost_items_carry_the_repost_as_reason() {
+    let key = PrivateKey::from_seed(Algorithm::K256, 1);
+    let store = seeded(2).await;
+    let repost = "at://did:plc:fan/app.bsky.feed.repost/3kfan".to_owned();
+    store
+        .apply(vec![FeedWrite::UpsertPost {
+            post: PostRow {
+                uri: repost.clone(),
+                author: "did:plc:fan".into(),
+                rkey: "3kfan".into(),
+                repost_of: Some(post(0).uri),
+                ..PostRow::default()
+            },
+            feeds: vec![Membership {
+                feed: "chrono".into(),
+                score: 0.0,
+                min_likes: 0,
+            }],
+        }])
+        .await
+        .expect("repost");
+    let st = state(store, &key);
+    let (code, page) = get(&st, &skeleton("chrono", "&limit=10"), None).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let feed = page["feed"].as_array().expect("feed");
+    assert_eq!(feed.len(), 3);
+    // The newest item is the repost: the reposted post, with the lexicon's reason.
+    assert_eq!(
+        feed[0],
+        serde_json::json!({
+            "post": post(0).uri,
+            "reason": {"$type": "app.bsky.feed.defs#skeletonReasonRepost", "repost": repost},
+            "feedContext": "chrono",
+        })
+    );
+    assert!(feed[1].get("reason").is_none());
+    assert_eq!(feed[2]["post"], post(0).uri);
+}
+
+#[tokio::test]
 async fn ranked_pages_follow_a_snapshot() {
     let key = PrivateKey::from_seed(Algorithm::K256, 1);
     let store = seeded(50).await;

@@ -35,6 +35,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         description: "backfill",
         sql: include_str!("../migrations/sqlite/0003_backfill.sql"),
     },
+    Migration {
+        version: 4,
+        description: "repost items",
+        sql: include_str!("../migrations/sqlite/0004_repost_items.sql"),
+    },
 ];
 
 /// The PostgreSQL schema: the same versions and tables as [`SQLITE_MIGRATIONS`], in
@@ -55,12 +60,17 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         description: "backfill",
         sql: include_str!("../migrations/postgres/0003_backfill.sql"),
     },
+    Migration {
+        version: 4,
+        description: "repost items",
+        sql: include_str!("../migrations/postgres/0004_repost_items.sql"),
+    },
 ];
 
 /// The schema version this build of skystream writes and expects. A database at a higher
 /// version was migrated by a newer skystream and is refused with a
 /// [`Migration`](crate::StoreErrorKind::Migration) error rather than used half-understood.
-pub const LATEST_SCHEMA_VERSION: u32 = 3;
+pub const LATEST_SCHEMA_VERSION: u32 = 4;
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,6 +39,20 @@ fn post(author: &str, rkey: &str, indexed_at_ms: i64) -> PostRow {
         hashtags: Vec::new(),
         mentions: Vec::new(),
         labels: Vec::new(),
+        repost_of: None,
+    }
+}
+
+/// The row of a repost item: `reposter`'s repost `rkey` of `subject`.
+fn repost_row(reposter: &str, rkey: &str, subject: &str, indexed_at_ms: i64) -> PostRow {
+    PostRow {
+        uri: format!("at://{reposter}/app.bsky.feed.repost/{rkey}"),
+        cid: format!("bafyrepost{rkey}"),
+        author: reposter.to_owned(),
+        rkey: rkey.to_owned(),
+        indexed_at_ms,
+        repost_of: Some(subject.to_owned()),
+        ..PostRow::default()
     }
 }
 
@@ -187,6 +201,80 @@ mod behaviour {
         s.apply(vec![upsert(post(A, "2", 1), &[])]).await.unwrap();
         assert!(s.post(&uri(A, "2")).await.unwrap().is_none());
         assert!(s.feed_counts().await.unwrap().is_empty());
+    }
+
+    pub async fn repost_items_show_the_reposted_post(fx: &Fixture) {
+        let s = &fx.store;
+        let a1 = uri(A, "1");
+        let known = repost_row(B, "r1", &a1, 20);
+        let unknown_subject = uri(C, "old");
+        let unknown = repost_row(B, "r2", &unknown_subject, 30);
+        s.apply(vec![
+            upsert(post(A, "1", 10), &[member("all", 1.0, 0)]),
+            like(C, 1, &a1),
+            upsert(known.clone(), &[member("all", 2.0, 0)]),
+            upsert(unknown.clone(), &[member("all", 3.0, 0)]),
+        ])
+        .await
+        .unwrap();
+        // Newest first: each repost item in its own place, showing the reposted post, with
+        // the repost as its reason and the reposted post's counts when it is stored.
+        let page = s.chronological_page("all", None, 10).await.unwrap();
+        let shown: Vec<(&str, Option<&str>, u64)> = page
+            .iter()
+            .map(|i| (i.uri.as_str(), i.repost.as_deref(), i.likes))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (unknown_subject.as_str(), Some(unknown.uri.as_str()), 0),
+                (a1.as_str(), Some(known.uri.as_str()), 1),
+                (a1.as_str(), None, 1),
+            ]
+        );
+        // Paging by seq walks through them exactly once.
+        let first = s.chronological_page("all", None, 2).await.unwrap();
+        let rest = s
+            .chronological_page("all", Some(first[1].seq), 2)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].repost, None);
+        // Rankings and rescoring leave repost items out.
+        assert_eq!(ranked_uris(s, "all").await, [a1.as_str()]);
+        let recent = s.recent_posts("all", 0, 10).await.unwrap();
+        assert_eq!(uris(&recent), [a1.as_str()]);
+        // The row reads back whole.
+        let (row, _, _) = s.post(&known.uri).await.unwrap().unwrap();
+        assert_eq!(row, known);
+        // Deleting the repost record removes its item; deleting the reposted post removes the
+        // items of it.
+        s.apply(vec![FeedWrite::DeletePost {
+            uri: unknown.uri.clone(),
+        }])
+        .await
+        .unwrap();
+        let page = s.chronological_page("all", None, 10).await.unwrap();
+        assert_eq!(page.len(), 2);
+        s.apply(vec![FeedWrite::DeletePost { uri: a1.clone() }])
+            .await
+            .unwrap();
+        assert!(page_uris(s, "all").await.is_empty());
+        assert!(s.post(&known.uri).await.unwrap().is_none());
+        // A deactivated reposter's items are hidden.
+        s.apply(vec![
+            upsert(post(A, "2", 40), &[member("all", 1.0, 0)]),
+            upsert(
+                repost_row(C, "r3", &uri(A, "2"), 50),
+                &[member("all", 1.0, 0)],
+            ),
+            status(C, AccountStatus::Deactivated),
+        ])
+        .await
+        .unwrap();
+        let page = s.chronological_page("all", None, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].repost, None);
     }
 
     pub async fn delete_removes_from_every_feed(fx: &Fixture) {
@@ -1249,6 +1337,7 @@ macro_rules! suite {
                 duplicate_memberships_last_wins,
                 upsert_without_feeds_deletes,
                 delete_removes_from_every_feed,
+                repost_items_show_the_reposted_post,
                 likes_and_reposts_count_once,
                 min_likes_gates_memberships,
                 deactivated_hides_and_active_restores,

@@ -160,6 +160,15 @@ impl FeedState {
     }
 
     fn delete_post(&mut self, uri: &str) {
+        let repost_items: Vec<String> = self
+            .posts
+            .values()
+            .filter(|p| p.row.repost_of.as_deref() == Some(uri))
+            .map(|p| p.row.uri.clone())
+            .collect();
+        for item in repost_items {
+            self.delete_post(&item);
+        }
         let Some(seq) = self.by_uri.remove(uri) else {
             return;
         };
@@ -222,13 +231,27 @@ impl FeedState {
             .then_some(post)
     }
 
-    fn feed_item(seq: i64, item: &Item, post: &StoredPost) -> FeedItem {
+    fn feed_item(&self, seq: i64, item: &Item, post: &StoredPost) -> FeedItem {
+        let (uri, repost, likes, reposts) = match &post.row.repost_of {
+            None => (post.row.uri.clone(), None, post.likes, post.reposts),
+            // A repost item shows the reposted post, with its counts when it is stored.
+            Some(subject) => {
+                let stored = self.by_uri.get(subject).and_then(|s| self.posts.get(s));
+                (
+                    subject.clone(),
+                    Some(post.row.uri.clone()),
+                    stored.map_or(0, |s| s.likes),
+                    stored.map_or(0, |s| s.reposts),
+                )
+            }
+        };
         FeedItem {
             seq,
-            uri: post.row.uri.clone(),
+            uri,
+            repost,
             score: item.score,
-            likes: post.likes,
-            reposts: post.reposts,
+            likes,
+            reposts,
             indexed_at_ms: item.indexed_at_ms,
         }
     }
@@ -262,7 +285,7 @@ impl FeedStore for MemoryStore {
             .rev()
             .filter_map(|(&seq, item)| {
                 let post = state.visible(seq, item)?;
-                Some(FeedState::feed_item(seq, item, post))
+                Some(state.feed_item(seq, item, post))
             })
             .take(limit)
             .collect())
@@ -277,7 +300,10 @@ impl FeedStore for MemoryStore {
             .iter()
             .filter_map(|(&seq, item)| {
                 let post = state.visible(seq, item)?;
-                Some(FeedState::feed_item(seq, item, post))
+                post.row
+                    .repost_of
+                    .is_none()
+                    .then(|| state.feed_item(seq, item, post))
             })
             .collect();
         all.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
@@ -360,7 +386,10 @@ impl FeedStore for MemoryStore {
             .filter(|(_, item)| item.indexed_at_ms >= since_ms)
             .filter_map(|(&seq, item)| {
                 let post = state.posts.get(&seq)?;
-                Some(FeedState::feed_item(seq, item, post))
+                post.row
+                    .repost_of
+                    .is_none()
+                    .then(|| state.feed_item(seq, item, post))
             })
             .collect();
         recent.sort_by_key(|i| std::cmp::Reverse((i.indexed_at_ms, i.seq)));

@@ -45,6 +45,11 @@ pub struct PostRow {
     pub mentions: Vec<String>,
     /// Self-labels and labels applied to the post.
     pub labels: Vec<String>,
+    /// For a repost kept as a feed item: the uri of the reposted post. The row is then the
+    /// repost record (`uri` is `at://REPOSTER/app.bsky.feed.repost/RKEY`, `author` the
+    /// reposter, the text and lists empty), and pages serve the reposted post with the repost
+    /// as its reason.
+    pub repost_of: Option<String>,
 }
 
 /// A post's place in one feed.
@@ -83,6 +88,9 @@ impl AccountStatus {
 }
 
 /// One change to the feed data; [`FeedStore::apply`] commits a batch of them in order.
+// Most writes of a batch are upserts, so boxing the post would add an allocation to nearly
+// every write to save space on the few small ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedWrite {
     /// Inserts or replaces a post with its feed memberships. Idempotent: re-indexing a uri
@@ -96,8 +104,9 @@ pub enum FeedWrite {
         /// The feeds it belongs to.
         feeds: Vec<Membership>,
     },
-    /// Deletes a post, its memberships and its like/repost bookkeeping; unknown uris are
-    /// ignored.
+    /// Deletes a post, its memberships and its like/repost bookkeeping, and the repost items
+    /// of it ([`PostRow::repost_of`]); unknown uris are ignored. A repost item is deleted by
+    /// its own (the repost record's) uri.
     DeletePost {
         /// The post's uri.
         uri: String,
@@ -184,11 +193,14 @@ impl FeedWrite {
 /// One visible item of a feed: a post's membership with the post's counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
-    /// The post's insertion sequence: the chronological order, and the cursor to pass as
+    /// The item's insertion sequence: the chronological order, and the cursor to pass as
     /// `before_seq` for the next page.
     pub seq: i64,
-    /// The post's uri.
+    /// The uri of the post the feed shows.
     pub uri: String,
+    /// For a repost item ([`PostRow::repost_of`]): the repost record's uri, which the feed
+    /// gives as the item's reason. Only chronological pages have repost items.
+    pub repost: Option<String>,
     /// The post's score in this feed.
     pub score: f64,
     /// Likes counted for the post.
@@ -268,8 +280,9 @@ pub trait FeedStore: Send + Sync {
 
     /// A page of `feed`, newest first by insertion sequence (not `createdAt`): the visible
     /// items with `seq < before_seq` (`None`: from the top), at most `limit`. Visible: the
-    /// author is neither deactivated nor removed, and the post has at least the membership's
-    /// `min_likes` likes.
+    /// author (of a repost item, the reposter) is neither deactivated nor removed, and the
+    /// post has at least the membership's `min_likes` likes. Repost items come with
+    /// [`FeedItem::repost`] set.
     async fn chronological_page(
         &self,
         feed: &str,
@@ -278,7 +291,7 @@ pub trait FeedStore: Send + Sync {
     ) -> Result<Vec<FeedItem>, StoreError>;
 
     /// The top `max` visible items of `feed` by score (ties: higher `seq` first), to take a
-    /// ranking snapshot from.
+    /// ranking snapshot from. Repost items are not ranked.
     async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError>;
 
     /// Stores a ranking snapshot: the ordered `uris` of `feed` under `id`, taken at `at_ms`,
@@ -423,6 +436,7 @@ fn clean_post(post: &mut PostRow) {
         &mut post.reply_parent,
         &mut post.reply_root,
         &mut post.embed_kind,
+        &mut post.repost_of,
     ] {
         clean_opt(s);
     }

@@ -34,13 +34,15 @@ use crate::{now_unix_ms, PostgresStore, StoreError};
 const APPLY_ATTEMPTS: u32 = 10;
 
 const UPSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, \
-        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels, \
+        repost_of) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
     ON CONFLICT (uri) DO UPDATE SET cid = EXCLUDED.cid, author = EXCLUDED.author, \
         rkey = EXCLUDED.rkey, created_at = EXCLUDED.created_at, langs = EXCLUDED.langs, \
         text = EXCLUDED.text, reply_parent = EXCLUDED.reply_parent, \
         reply_root = EXCLUDED.reply_root, embed_kind = EXCLUDED.embed_kind, \
-        hashtags = EXCLUDED.hashtags, mentions = EXCLUDED.mentions, labels = EXCLUDED.labels";
+        hashtags = EXCLUDED.hashtags, mentions = EXCLUDED.mentions, labels = EXCLUDED.labels, \
+        repost_of = EXCLUDED.repost_of";
 const CLEAR_MEMBERSHIPS: &str =
     "DELETE FROM feed_items WHERE post_seq = (SELECT seq FROM posts WHERE uri = $1)";
 // The post's seq and (kept) indexed_at come from its row; feeds arrive deduplicated.
@@ -53,6 +55,7 @@ const ADD_MEMBERSHIPS: &str = "INSERT INTO feed_items (feed, post_seq, score, mi
     ON CONFLICT (feed, post_seq) DO UPDATE SET score = EXCLUDED.score, \
         min_likes = EXCLUDED.min_likes";
 const DELETE_POST: &str = "DELETE FROM posts WHERE uri = $1";
+const DELETE_REPOST_ITEMS: &str = "DELETE FROM posts WHERE repost_of = $1";
 const DELETE_AUTHOR_POSTS: &str = "DELETE FROM posts WHERE author = $1";
 const SET_SCORE: &str = "UPDATE feed_items SET score = $1 \
     WHERE feed = $2 AND post_seq = (SELECT seq FROM posts WHERE uri = $3)";
@@ -104,28 +107,33 @@ const REPOSTS: Engagement = Engagement {
 
 // `p.seq < $2` repeats `fi.post_seq < $2` for the planner, which does not carry a range across
 // a join: without it, a merge join on a big feed scans posts from the newest down to the cursor.
-const CHRONOLOGICAL: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, \
-        p.repost_count, fi.indexed_at \
+// A repost item shows the reposted post, with its counts when it is stored.
+const CHRONOLOGICAL: &str = "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), fi.score, \
+        CASE WHEN p.repost_of IS NULL THEN p.like_count ELSE COALESCE( \
+            (SELECT s.like_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+        CASE WHEN p.repost_of IS NULL THEN p.repost_count ELSE COALESCE( \
+            (SELECT s.repost_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+        fi.indexed_at, CASE WHEN p.repost_of IS NOT NULL THEN p.uri END \
     FROM feed_items AS fi JOIN posts AS p ON p.seq = fi.post_seq \
     WHERE fi.feed = $1 AND fi.post_seq < $2 AND p.seq < $2 AND p.like_count >= fi.min_likes \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
     ORDER BY fi.post_seq DESC LIMIT $3";
 const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
-        fi.indexed_at \
+        fi.indexed_at, NULL::text \
     FROM feed_items AS fi JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = $1 AND p.like_count >= fi.min_likes \
+    WHERE fi.feed = $1 AND p.like_count >= fi.min_likes AND p.repost_of IS NULL \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
     ORDER BY fi.score DESC, fi.post_seq DESC LIMIT $2";
 const RECENT: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
-        fi.indexed_at \
+        fi.indexed_at, NULL::text \
     FROM feed_items AS fi JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = $1 AND fi.indexed_at >= $2 \
+    WHERE fi.feed = $1 AND fi.indexed_at >= $2 AND p.repost_of IS NULL \
     ORDER BY fi.indexed_at DESC, fi.post_seq DESC LIMIT $3";
 const LIVE_POSTS: &str = "SELECT p.uri FROM posts AS p WHERE p.uri = ANY($1) \
     AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author)";
 const POST: &str = "SELECT uri, cid, author, rkey, created_at, indexed_at, langs, text, \
         reply_parent, reply_root, embed_kind, hashtags, mentions, labels, like_count, \
-        repost_count \
+        repost_count, repost_of \
     FROM posts WHERE uri = $1";
 const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (id, feed, uris, created_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET feed = EXCLUDED.feed, \
@@ -352,6 +360,7 @@ impl PostgresStore {
                     likes: from_sql_count(row.try_get(3)?),
                     reposts: from_sql_count(row.try_get(4)?),
                     indexed_at_ms: row.try_get(5)?,
+                    repost: row.try_get(6)?,
                 })
             })
             .collect::<Result<_, tokio_postgres::Error>>()
@@ -419,6 +428,7 @@ struct Statements {
     clear_memberships: Statement,
     add_memberships: Statement,
     delete_post: Statement,
+    delete_repost_items: Statement,
     delete_author_posts: Statement,
     set_score: Statement,
     activate: Statement,
@@ -442,6 +452,7 @@ impl Statements {
             clear_memberships: tx.prepare_cached(CLEAR_MEMBERSHIPS).await?,
             add_memberships: tx.prepare_cached(ADD_MEMBERSHIPS).await?,
             delete_post: tx.prepare_cached(DELETE_POST).await?,
+            delete_repost_items: tx.prepare_cached(DELETE_REPOST_ITEMS).await?,
             delete_author_posts: tx.prepare_cached(DELETE_AUTHOR_POSTS).await?,
             set_score: tx.prepare_cached(SET_SCORE).await?,
             activate: tx.prepare_cached(ACTIVATE).await?,
@@ -496,6 +507,7 @@ fn queue<'a>(
                     &post.hashtags,
                     &post.mentions,
                     &post.labels,
+                    &post.repost_of,
                 ]
             );
             push!(&st.clear_memberships, [&post.uri]);
@@ -522,7 +534,10 @@ fn queue<'a>(
                 [&post.uri, &names, &scores, &min_likes]
             );
         }
-        FeedWrite::DeletePost { uri } => push!(&st.delete_post, [uri]),
+        FeedWrite::DeletePost { uri } => {
+            push!(&st.delete_post, [uri]);
+            push!(&st.delete_repost_items, [uri]);
+        }
         FeedWrite::AddLike { uri, subject } => {
             push!(&st.likes[0], [uri, subject]);
         }
@@ -606,6 +621,7 @@ fn post_from_row(row: &Row) -> Result<(PostRow, u64, u64), tokio_postgres::Error
         hashtags: row.try_get(11)?,
         mentions: row.try_get(12)?,
         labels: row.try_get(13)?,
+        repost_of: row.try_get(16)?,
     };
     Ok((
         post,

@@ -13,21 +13,30 @@ use super::{
 use crate::sqlite::{query_error, Role};
 use crate::{now_unix_ms, SqliteStore, StoreError};
 
-const UPSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, \
-        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-    ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, author = excluded.author, \
-        rkey = excluded.rkey, created_at = excluded.created_at, langs = excluded.langs, \
-        text = excluded.text, reply_parent = excluded.reply_parent, \
-        reply_root = excluded.reply_root, embed_kind = excluded.embed_kind, \
-        hashtags = excluded.hashtags, mentions = excluded.mentions, labels = excluded.labels \
-    RETURNING seq, indexed_at";
+// A post is inserted, or, when its uri is already stored (a replay, an edit), updated in
+// place: two statements rather than one upsert so that the common case, a new post, skips
+// clearing memberships it cannot have.
+const INSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, \
+        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels, \
+        repost_of) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+    ON CONFLICT (uri) DO NOTHING RETURNING seq";
+// ?6 (indexed_at) is bound but unused: re-indexing keeps the first indexed_at.
+/// The most items a chronological page reads on the calling thread (getFeedSkeleton asks for at
+/// most 100); bigger pages go to the blocking pool.
+const INLINE_PAGE_MAX: usize = 100;
+
+const UPDATE_POST: &str = "UPDATE posts SET cid = ?2, author = ?3, rkey = ?4, created_at = ?5, \
+        langs = ?7, text = ?8, reply_parent = ?9, reply_root = ?10, embed_kind = ?11, \
+        hashtags = ?12, mentions = ?13, labels = ?14, repost_of = ?15 \
+    WHERE uri = ?1 RETURNING seq, indexed_at";
 const CLEAR_MEMBERSHIPS: &str = "DELETE FROM feed_items WHERE post_seq = ?1";
 const ADD_MEMBERSHIP: &str = "INSERT INTO feed_items (feed, post_seq, score, min_likes, \
         indexed_at) VALUES (?1, ?2, ?3, ?4, ?5) \
     ON CONFLICT (feed, post_seq) DO UPDATE SET score = excluded.score, \
         min_likes = excluded.min_likes";
 const DELETE_POST: &str = "DELETE FROM posts WHERE uri = ?1";
+const DELETE_REPOST_ITEMS: &str = "DELETE FROM posts WHERE repost_of = ?1";
 const DELETE_AUTHOR_POSTS: &str = "DELETE FROM posts WHERE author = ?1";
 const SET_SCORE: &str = "UPDATE feed_items SET score = ?1 \
     WHERE feed = ?2 AND post_seq = (SELECT seq FROM posts WHERE uri = ?3)";
@@ -65,30 +74,38 @@ const REPOSTS: Engagement = Engagement {
     decrement: "UPDATE posts SET repost_count = repost_count - ?2 WHERE seq = ?1",
 };
 
+// `LIMIT ?N + 0`, not `LIMIT ?N`: SQLite plans with a bare LIMIT parameter's value, so every
+// new binding expires the prepared statement and it is parsed again on each run (12% of a
+// feed page's CPU); an expression is not planned on.
 // CROSS JOIN makes SQLite walk feed_items first, in index order, whatever its statistics say.
-const CHRONOLOGICAL: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, \
-        p.repost_count, fi.indexed_at \
+// A repost item shows the reposted post, with its counts when it is stored.
+const CHRONOLOGICAL: &str = "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), fi.score, \
+        CASE WHEN p.repost_of IS NULL THEN p.like_count ELSE COALESCE( \
+            (SELECT s.like_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+        CASE WHEN p.repost_of IS NULL THEN p.repost_count ELSE COALESCE( \
+            (SELECT s.repost_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+        fi.indexed_at, CASE WHEN p.repost_of IS NOT NULL THEN p.uri END \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
     WHERE fi.feed = ?1 AND fi.post_seq < ?2 AND p.like_count >= fi.min_likes \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
-    ORDER BY fi.post_seq DESC LIMIT ?3";
+    ORDER BY fi.post_seq DESC LIMIT ?3 + 0";
 const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
-        fi.indexed_at \
+        fi.indexed_at, NULL \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = ?1 AND p.like_count >= fi.min_likes \
+    WHERE fi.feed = ?1 AND p.like_count >= fi.min_likes AND p.repost_of IS NULL \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
-    ORDER BY fi.score DESC, fi.post_seq DESC LIMIT ?2";
+    ORDER BY fi.score DESC, fi.post_seq DESC LIMIT ?2 + 0";
 const RECENT: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
-        fi.indexed_at \
+        fi.indexed_at, NULL \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = ?1 AND fi.indexed_at >= ?2 \
-    ORDER BY fi.indexed_at DESC, fi.post_seq DESC LIMIT ?3";
+    WHERE fi.feed = ?1 AND fi.indexed_at >= ?2 AND p.repost_of IS NULL \
+    ORDER BY fi.indexed_at DESC, fi.post_seq DESC LIMIT ?3 + 0";
 const LIVE_POSTS: &str = "SELECT p.uri FROM posts AS p \
     WHERE p.uri IN (SELECT value FROM json_each(?1)) \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author)";
 const POST: &str = "SELECT uri, cid, author, rkey, created_at, indexed_at, langs, text, \
         reply_parent, reply_root, embed_kind, hashtags, mentions, labels, like_count, \
-        repost_count \
+        repost_count, repost_of \
     FROM posts WHERE uri = ?1";
 const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (id, feed, uris, created_at) \
     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET feed = excluded.feed, \
@@ -142,12 +159,17 @@ impl FeedStore for SqliteStore {
     ) -> Result<Vec<FeedItem>, StoreError> {
         let feed = clean_arg(feed).into_owned();
         let before = before_seq.unwrap_or(i64::MAX);
+        let inline = limit <= INLINE_PAGE_MAX;
         let limit = to_sql_count(limit);
-        self.blocking(Role::Read, move |conn, db| {
+        let read = move |conn: &mut Connection, db: &str| {
             items(conn, CHRONOLOGICAL, params![feed, before, limit])
                 .map_err(|e| query_error(db, "reading a chronological page", e))
-        })
-        .await
+        };
+        if inline {
+            self.read_inline(read).await
+        } else {
+            self.blocking(Role::Read, read).await
+        }
     }
 
     async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {
@@ -299,26 +321,37 @@ fn apply_one(tx: &Transaction<'_>, write: &FeedWrite, now: i64) -> rusqlite::Res
                 tx.prepare_cached(DELETE_POST)?.execute([&post.uri])?;
                 return Ok(());
             }
-            let (seq, indexed_at): (i64, i64) = tx.prepare_cached(UPSERT_POST)?.query_row(
-                params![
-                    post.uri,
-                    post.cid,
-                    post.author,
-                    post.rkey,
-                    post.created_at_ms,
-                    post.indexed_at_ms,
-                    to_json(&post.langs),
-                    post.text,
-                    post.reply_parent,
-                    post.reply_root,
-                    post.embed_kind,
-                    to_json(&post.hashtags),
-                    to_json(&post.mentions),
-                    to_json(&post.labels),
-                ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            tx.prepare_cached(CLEAR_MEMBERSHIPS)?.execute([seq])?;
+            let values = params![
+                post.uri,
+                post.cid,
+                post.author,
+                post.rkey,
+                post.created_at_ms,
+                post.indexed_at_ms,
+                to_json(&post.langs),
+                post.text,
+                post.reply_parent,
+                post.reply_root,
+                post.embed_kind,
+                to_json(&post.hashtags),
+                to_json(&post.mentions),
+                to_json(&post.labels),
+                post.repost_of,
+            ];
+            let inserted: Option<i64> = tx
+                .prepare_cached(INSERT_POST)?
+                .query_row(values, |row| row.get(0))
+                .optional()?;
+            let (seq, indexed_at) = match inserted {
+                Some(seq) => (seq, post.indexed_at_ms),
+                None => {
+                    let kept: (i64, i64) = tx
+                        .prepare_cached(UPDATE_POST)?
+                        .query_row(values, |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    tx.prepare_cached(CLEAR_MEMBERSHIPS)?.execute([kept.0])?;
+                    kept
+                }
+            };
             let mut add = tx.prepare_cached(ADD_MEMBERSHIP)?;
             for m in feeds {
                 add.execute(params![
@@ -332,6 +365,7 @@ fn apply_one(tx: &Transaction<'_>, write: &FeedWrite, now: i64) -> rusqlite::Res
         }
         FeedWrite::DeletePost { uri } => {
             tx.prepare_cached(DELETE_POST)?.execute([uri])?;
+            tx.prepare_cached(DELETE_REPOST_ITEMS)?.execute([uri])?;
         }
         FeedWrite::AddLike { uri, subject } => add_engagement(tx, &LIKES, uri, subject)?,
         FeedWrite::RemoveLike { uri } => remove_engagement(tx, &LIKES, uri)?,
@@ -451,6 +485,7 @@ fn items(
                 likes: from_sql_count(row.get(3)?),
                 reposts: from_sql_count(row.get(4)?),
                 indexed_at_ms: row.get(5)?,
+                repost: row.get(6)?,
             })
         })?
         .collect()
@@ -482,6 +517,7 @@ fn post_from_row(row: &Row<'_>) -> rusqlite::Result<(PostRow, u64, u64)> {
         hashtags: list(11)?,
         mentions: list(12)?,
         labels: list(13)?,
+        repost_of: row.get(16)?,
     };
     Ok((
         post,
