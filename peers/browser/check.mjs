@@ -1,20 +1,24 @@
 // The web console in a real browser: playwright-core driving the system Chromium against a
-// `skystream serve --source simulate:…` (started by crates/cli/tests/console_browser.rs).
+// `skystream serve --source simulate:…` or a `skystream jetstream --source simulate:…` (started
+// by crates/cli/tests/console_browser.rs).
 //
-//   node check.mjs BASE_URL OUT_DIR     (CHROMIUM=/usr/bin/chromium by default)
+//   node check.mjs BASE_URL OUT_DIR [serve|jetstream]     (CHROMIUM=/usr/bin/chromium by default)
 //
-// Checks that the status page loads and its charts draw with data, that the preview shows a
-// feed's items, that a draft filter changes the list, and that hostile post texts (script
-// tags, markup, an RTL override, a huge word) render as inert text. Writes a screenshot of each
-// page to OUT_DIR and prints one JSON line per screenshot ({"screenshot": path}), then
-// {"ok": true}. Any failure exits non-zero with the reason on stderr.
+// Both: the status page loads and its charts draw with data, and nothing is fetched from
+// elsewhere. serve (the default): the preview shows a feed's items, a draft filter changes the
+// list, and hostile post texts (script tags, markup, an RTL override, a huge word) render as
+// inert text. jetstream: there is no feeds table or preview tab (the preview says why), and the
+// Jetstream section shows the subscribers the test connected (one zstd with a filter, one JSON
+// taking everything) and the bytes sent to them. Writes a screenshot of each page to OUT_DIR
+// and prints one JSON line per screenshot ({"screenshot": path}), then {"ok": true}. Any
+// failure exits non-zero with the reason on stderr.
 import { chromium } from "playwright-core";
 import path from "node:path";
 import fs from "node:fs";
 
-const [base, outDir] = process.argv.slice(2);
-if (!base || !outDir) {
-  console.error("usage: node check.mjs BASE_URL OUT_DIR");
+const [base, outDir, mode = "serve"] = process.argv.slice(2);
+if (!base || !outDir || !["serve", "jetstream"].includes(mode)) {
+  console.error("usage: node check.mjs BASE_URL OUT_DIR [serve|jetstream]");
   process.exit(2);
 }
 fs.mkdirSync(outDir, { recursive: true });
@@ -68,8 +72,11 @@ try {
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   // A failed fetch is logged as a console error too; those are judged by the responses below.
   page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push("console error: " + m.text()); });
-  // The one error response expected is the refused draft.
-  page.on("response", (r) => { if (r.status() >= 400 && !(r.status() === 400 && r.url().includes("console/api/draft"))) problems.push(r.status() + " from " + r.url()); });
+  // The error responses expected: the refused draft (serve), and the feed list of a process
+  // that serves no feeds (jetstream), which the preview shows as its note.
+  const expected = (r) => (r.status() === 400 && r.url().includes("console/api/draft")) ||
+    (mode === "jetstream" && r.status() === 404 && r.url().endsWith("console/api/feeds"));
+  page.on("response", (r) => { if (r.status() >= 400 && !expected(r)) problems.push(r.status() + " from " + r.url()); });
   // Anything but the server under test would be an outside asset.
   const foreign = [];
   page.on("request", (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
@@ -89,14 +96,78 @@ try {
   })));
   assert(charts.length === 4, "four charts: " + JSON.stringify(charts));
   assert(charts[0].firstPathCommands >= 5, "the events chart draws a line: " + JSON.stringify(charts));
-  await page.waitForFunction(() => document.querySelectorAll("#feeds-table tbody tr").length > 0, null, { timeout: 20000 });
+  if (mode === "serve") {
+    await page.waitForFunction(() => document.querySelectorAll("#feeds-table tbody tr").length > 0, null, { timeout: 20000 });
+  }
   const cards = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("#cards .card")].map((c) => [c.querySelector(".k").textContent, c.querySelector(".v").textContent])));
   assert(cards.Source === "simulate", "source card: " + JSON.stringify(cards));
   assert(cards.Connected === "yes", "connected card: " + JSON.stringify(cards));
   assert(cards["Events/s"] !== "–" && cards["Events/s"] !== "0", "events/s card: " + JSON.stringify(cards));
   console.log(JSON.stringify({ charts, cards }));
-  await shot(page, "console-status.png");
+  if (mode === "jetstream") {
+    await checkJetstream(page, cards);
+  } else {
+    await shot(page, "console-status.png");
+    await checkFeeds(page);
+  }
 
+  assert(foreign.length === 0, "requests left the server: " + foreign.join(", "));
+  assert(problems.length === 0, "the page reported errors: " + problems.join("; "));
+  console.log(JSON.stringify({ ok: true }));
+} catch (e) {
+  failed = true;
+  console.error("browser check failed: " + (e && e.stack ? e.stack : e));
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
+
+// The Jetstream section's figures as {key: number or null}, read from the rows' data-value.
+async function jetstreamFigures(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('table[data-section="Jetstream"] tr[data-key]')].map((r) => {
+    const v = r.querySelector("td").getAttribute("data-value");
+    return [r.getAttribute("data-key"), v === "" ? null : Number(v)];
+  })));
+}
+
+async function checkJetstream(page, cards) {
+  assert(!("Store size" in cards), "no feed store card: " + JSON.stringify(cards));
+  // The test connected its subscribers before opening the page; wait for bytes to both.
+  await page.waitForFunction(() => {
+    const value = (key) => Number(document.querySelector(`table[data-section="Jetstream"] tr[data-key="${key}"] td`)?.getAttribute("data-value") || 0);
+    return value("subscribers") >= 2 && value("bytes_sent_zstd") > 0 && value("bytes_sent_json") > 0;
+  }, null, { timeout: 30000 });
+  const figures = await jetstreamFigures(page);
+  console.log(JSON.stringify({ jetstream: figures }));
+  assert(figures.subscribers === 2, "two subscribers: " + JSON.stringify(figures));
+  assert(figures.subscribers_zstd === 1 && figures.subscribers_json === 1, "one subscriber per encoding: " + JSON.stringify(figures));
+  assert(figures.subscribers_filtered === 1 && figures.subscribers_all === 1, "one filtered, one taking everything: " + JSON.stringify(figures));
+  assert(figures.bytes_sent === figures.bytes_sent_json + figures.bytes_sent_zstd, "bytes sent add up by encoding: " + JSON.stringify(figures));
+  assert(figures.log_size_bytes > 0 && figures.log_newest_time_us >= figures.log_oldest_time_us && figures.log_oldest_time_us > 0, "the replay log's figures: " + JSON.stringify(figures));
+  const shown = await page.evaluate(() => ({
+    feedsHidden: document.querySelector("#feeds-block").hidden,
+    previewTabHidden: document.querySelector("#tab-preview").hidden,
+    sizeText: document.querySelector('table[data-section="Jetstream"] tr[data-key="log_size_bytes"] td').textContent,
+    newestText: document.querySelector('table[data-section="Jetstream"] tr[data-key="log_newest_time_us"] td').textContent,
+  }));
+  assert(shown.feedsHidden && shown.previewTabHidden, "no feeds table or preview tab: " + JSON.stringify(shown));
+  assert(/ (KB|MB|GB)$/.test(shown.sizeText), "the log size reads in bytes' units: " + shown.sizeText);
+  assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(.+ ago\)$/.test(shown.newestText), "the newest event reads as a time: " + shown.newestText);
+  await shot(page, "jetstream-status.png");
+
+  // A bookmarked #preview says why there is nothing to preview.
+  await page.goto(base + "#preview", { waitUntil: "load" });
+  await page.waitForFunction(() => /serves no feeds/.test(document.querySelector("#preview-summary").textContent), null, { timeout: 20000 });
+  const preview = await page.evaluate(() => ({
+    toolbarHidden: document.querySelector("#preview-toolbar").hidden,
+    draftHidden: document.querySelector("#draft-form").hidden,
+    items: document.querySelectorAll("#items li").length,
+  }));
+  assert(preview.toolbarHidden && preview.draftHidden && preview.items === 0, "the preview shows only its note: " + JSON.stringify(preview));
+  await shot(page, "jetstream-preview-note.png");
+}
+
+async function checkFeeds(page) {
   // ---- Preview ----
   await page.click("#tab-preview");
   await page.waitForSelector("#preview-page:not([hidden])");
@@ -171,14 +242,4 @@ try {
   assert(hostile.reasons.includes("<script>"), "reasons show as text");
   await shot(page, "console-hostile.png");
   await page.unroute("**/console/api/feeds/*/items*");
-
-  assert(foreign.length === 0, "requests left the server: " + foreign.join(", "));
-  assert(problems.length === 0, "the page reported errors: " + problems.join("; "));
-  console.log(JSON.stringify({ ok: true }));
-} catch (e) {
-  failed = true;
-  console.error("browser check failed: " + (e && e.stack ? e.stack : e));
-} finally {
-  await browser.close();
 }
-process.exit(failed ? 1 : 0);

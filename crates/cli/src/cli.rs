@@ -472,7 +472,8 @@ pub struct JetstreamArgs {
     /// metrics and timers.
     #[command(flatten)]
     pub ingest: IngestArgs,
-    /// Address for /subscribe, /health and /metrics (Jetstream's port, on every interface).
+    /// Address for /subscribe, /health, /metrics and the web console at / (Jetstream's port,
+    /// on every interface).
     #[arg(
         long,
         env = "SKYSTREAM_LISTEN",
@@ -520,6 +521,9 @@ pub struct JetstreamArgs {
     /// Memory (MiB) for the newest events, which live subscribers read without a disk query.
     #[arg(long, env = "SKYSTREAM_TAIL_MEMORY_MB", default_value_t = 64)]
     pub tail_memory_mb: usize,
+    /// Do not serve the web console (status and Jetstream figures) at /.
+    #[arg(long, env = "SKYSTREAM_NO_CONSOLE")]
+    pub no_console: bool,
 }
 
 /// `skystream migrate`.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value as J;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -185,6 +185,8 @@ fn help_lists_every_flag_with_its_environment_variable() {
         "--max-events-per-ip",
         "SKYSTREAM_RETENTION",
         "SKYSTREAM_DATA_DIR",
+        "--no-console",
+        "SKYSTREAM_NO_CONSOLE",
         "0.0.0.0:6008",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
@@ -273,4 +275,188 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The sum of metric `name` over the samples whose labels include every `with` pair, read from
+/// Prometheus text the way a scraper would.
+fn metric_sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            with.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The value of the Jetstream section's figure `key` in a console status document.
+fn figure(status: &J, key: &str) -> f64 {
+    status["sections"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "Jetstream"))
+        .and_then(|s| s["figures"].as_array())
+        .and_then(|f| f.iter().find(|f| f["key"] == key))
+        .and_then(|f| f["value"].as_f64())
+        .unwrap_or_else(|| panic!("no Jetstream figure {key}: {status}"))
+}
+
+/// A subscriber reading in a task until the task is aborted (which drops the socket).
+async fn subscriber(port: u16, query: &str) -> tokio::task::JoinHandle<()> {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/subscribe?{query}"))
+            .await
+            .expect("connect");
+    tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} })
+}
+
+/// `jetstream` serves the web console at `/`: its own ingest figures, no feeds, and a Jetstream
+/// section whose subscribers by mode and bytes sent are what /metrics has.
+#[tokio::test]
+async fn the_console_shows_the_figures_metrics_has() {
+    let dir = tempfile_dir("jetstream-console");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_skystream"))
+        .args(["jetstream", "--source", "simulate:1000", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("log"))
+        .args(["--dictionary", DICT])
+        .env_remove("SKYSTREAM_SOURCE")
+        .env_remove("SKYSTREAM_DATABASE")
+        .env_remove("SKYSTREAM_NO_CONSOLE")
+        .env_remove("SKYSTREAM_METRICS_LISTEN")
+        .env("SKYSTREAM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn skystream jetstream");
+    let child = KillOnDrop(child);
+    wait_for_log(port, 100).await;
+
+    let zstd = subscriber(port, "compress=true&wantedCollections=app.bsky.feed.post").await;
+    let json = subscriber(port, "").await;
+    let status = |port| async move {
+        let text = get(port, "/console/api/status").await.expect("status");
+        serde_json::from_str::<J>(&text).expect("status json")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (before, s, after) = loop {
+        let before = get(port, "/metrics").await.expect("metrics");
+        let s = status(port).await;
+        let after = get(port, "/metrics").await.expect("metrics");
+        if figure(&s, "subscribers") == 2.0
+            && figure(&s, "bytes_sent_zstd") > 0.0
+            && figure(&s, "bytes_sent_json") > 0.0
+        {
+            break (before, s, after);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the section never showed both: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Gauges that hold still while both are connected read the same as /metrics.
+    let subs = "skystream_jetstream_subscribers";
+    assert_eq!(metric_sum(&after, subs, &[]), 2.0);
+    for (key, label) in [
+        ("subscribers_zstd", ("encoding", "zstd")),
+        ("subscribers_json", ("encoding", "json")),
+        ("subscribers_filtered", ("filter", "filtered")),
+        ("subscribers_all", ("filter", "all")),
+    ] {
+        assert_eq!(figure(&s, key), 1.0, "{key}");
+        assert_eq!(metric_sum(&after, subs, &[label]), 1.0, "{key}");
+    }
+    // Counters move on: the status reads between two scrapes.
+    let sent = "skystream_jetstream_bytes_sent_total";
+    for (key, with) in [
+        ("bytes_sent", &[][..]),
+        ("bytes_sent_zstd", &[("encoding", "zstd")][..]),
+        ("bytes_sent_json", &[("encoding", "json")][..]),
+    ] {
+        let v = figure(&s, key);
+        assert!(
+            metric_sum(&before, sent, with) <= v && v <= metric_sum(&after, sent, with),
+            "{key} {v} is between two scrapes"
+        );
+    }
+    assert!(figure(&s, "log_size_bytes") > 0.0);
+    assert!(figure(&s, "log_newest_time_us") >= figure(&s, "log_oldest_time_us"));
+    // The status page's own figures: this process's source, and no feeds.
+    assert_eq!(s["source"]["kind"], "simulate");
+    assert_eq!(s["source"]["connected"], true, "{s}");
+    assert!(s["source"]["lag_seconds"].as_f64().is_some(), "{s}");
+    assert!(
+        s["ingest"]["events_total"]["commit"].as_f64() > Some(0.0),
+        "{s}"
+    );
+    assert_eq!(s["feeds"], J::Null);
+    assert_eq!(s["store"], J::Null);
+    let feeds = reqwest::get(format!("http://127.0.0.1:{port}/console/api/feeds"))
+        .await
+        .expect("feeds");
+    assert_eq!(feeds.status(), 404);
+
+    // A subscriber that leaves is no longer counted.
+    zstd.abort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(port).await;
+        if figure(&s, "subscribers") == 1.0 {
+            assert_eq!(figure(&s, "subscribers_zstd"), 0.0);
+            assert_eq!(figure(&s, "subscribers_json"), 1.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the zstd subscriber is still counted: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    json.abort();
+
+    // One that waits for its hello takes everything until its options_update filters it.
+    let (mut hello, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{port}/subscribe?requireHello=true"
+    ))
+    .await
+    .expect("connect");
+    let until = |want: &'static [(&'static str, f64)]| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = status(port).await;
+            if want.iter().all(|(key, v)| figure(&s, key) == *v) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {want:?}: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    until(&[
+        ("subscribers", 1.0),
+        ("subscribers_waiting", 1.0),
+        ("subscribers_all", 1.0),
+    ])
+    .await;
+    hello
+        .send(Message::text(
+            r#"{"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.like"]}}"#,
+        ))
+        .await
+        .expect("send the hello");
+    until(&[
+        ("subscribers", 1.0),
+        ("subscribers_waiting", 0.0),
+        ("subscribers_filtered", 1.0),
+        ("subscribers_all", 0.0),
+    ])
+    .await;
+    drop(hello);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }

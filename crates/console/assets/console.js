@@ -112,13 +112,24 @@
       card("Events/s", fmtNum(sum(ing.events_per_second), 0)),
       card("Decode errors", fmtNum(sum(ing.decode_errors_total), 0)),
       card("Queue depth", fmtNum(ing.queue_depth, 0)),
-      card("Store size", fmtBytes((s.store || {}).size_bytes)),
     ];
+    // A process that serves no feeds has no feed store (its own figures are in its section).
+    if (s.store) cards.push(card("Store size", fmtBytes(s.store.size_bytes)));
     $("cards").replaceChildren(...cards);
   }
 
+  // s.feeds is null when this process serves no feeds (skystream jetstream): no table and no
+  // preview tab then. An empty list is a feed server with no feeds configured.
   function renderFeedsTable(s) {
-    const rows = (s.feeds || []).map((f) => el("tr", {},
+    const serves = Array.isArray(s.feeds);
+    $("feeds-block").hidden = !serves;
+    $("tab-preview").hidden = !serves;
+    if (!serves) return;
+    if (s.feeds.length === 0) {
+      $("feeds-table").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No feeds are configured.")));
+      return;
+    }
+    const rows = s.feeds.map((f) => el("tr", {},
       el("td", {}, f.id),
       el("td", {}, f.ranking),
       el("td", { class: "num" }, fmtNum(f.items, 0)),
@@ -128,15 +139,32 @@
     $("feeds-table").tBodies[0].replaceChildren(...rows);
   }
 
-  // Extra sections (Jetstream's figures, when that command serves the console).
+  // A figure's value as its unit reads: bytes scaled, a microsecond time as UTC with its age.
+  function fmtFigure(f, nowMs) {
+    const v = f.value;
+    if (v === null || v === undefined) return "–";
+    switch (f.unit) {
+      case "bytes": return fmtBytes(v);
+      case "time_us": {
+        const ms = v / 1000;
+        return new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC (" + fmtSeconds(Math.max(0, nowMs - ms) / 1000) + " ago)";
+      }
+      case "ratio": return fmtNum(v, 2);
+      default: return fmtNum(v, 0);
+    }
+  }
+
+  // Extra sections (Jetstream's figures). Each row carries its figure's key and raw value in
+  // data- attributes, for scripts and tests.
   function renderSections(s) {
     const parts = [];
+    const nowMs = s.now_ms || Date.now();
     for (const section of s.sections || []) {
-      const rows = Object.entries(section.figures || {}).map(([k, v]) => el("tr", {},
-        el("th", {}, k),
-        el("td", { class: "num" }, typeof v === "number" ? fmtNum(v, 2) : JSON.stringify(v))));
+      const rows = (section.figures || []).map((f) => el("tr", { "data-key": f.key },
+        el("th", {}, f.label),
+        el("td", { class: "num", "data-value": f.value === null ? "" : f.value, title: f.unit === "bytes" && f.value !== null ? fmtNum(f.value, 0) + " bytes" : null }, fmtFigure(f, nowMs))));
       parts.push(el("h2", {}, section.name));
-      parts.push(el("div", { class: "scroll" }, el("table", { class: "section" }, el("tbody", {}, ...rows))));
+      parts.push(el("div", { class: "scroll" }, el("table", { class: "section", "data-section": section.name }, el("tbody", {}, ...rows))));
     }
     $("sections").replaceChildren(...parts);
   }
@@ -330,6 +358,13 @@
     try {
       const res = await fetch("console/api/feeds", { cache: "no-store" });
       const body = await res.json();
+      if (!res.ok) {
+        // A process that serves no feeds says so; there is nothing to pick or try.
+        $("preview-toolbar").hidden = true;
+        $("draft-form").hidden = true;
+        showItems([], body.error || "error " + res.status, false);
+        return;
+      }
       feeds = body.feeds || [];
       $("feed-select").replaceChildren(...feeds.map((f) => el("option", { value: f.id }, f.display_name + " (" + f.id + ")")));
       await loadFeedItems();

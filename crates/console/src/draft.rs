@@ -15,7 +15,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use skystream_feeds::{Feed, FeedConfig, FeedError, PostFeatures};
 
-use crate::preview::{embed_name, error, limit, Shown};
+use crate::preview::{embed_name, error, limit, no_feeds, Shown};
 use crate::ConsoleState;
 
 /// How long one evaluation may take; past it the answer says how far it got. Posts without
@@ -59,6 +59,9 @@ pub(crate) async fn draft(
     State(st): State<ConsoleState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let Some(view) = &st.feeds else {
+        return no_feeds();
+    };
     let feed = match compile(&q) {
         Ok(f) => f,
         Err(e) => {
@@ -69,7 +72,7 @@ pub(crate) async fn draft(
                 .into_response()
         }
     };
-    let Some(window) = st.window.clone() else {
+    let Some(window) = view.window.clone() else {
         return error(
             StatusCode::CONFLICT,
             "this process does not ingest, so it has no recent posts to try a draft on",

@@ -25,6 +25,14 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
+/// The answer of the feed routes in a process that serves no feeds.
+pub(crate) fn no_feeds() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "this process serves no feeds (it is skystream jetstream): the feed preview is part of skystream serve",
+    )
+}
+
 /// The `limit` parameter, bounded.
 pub(crate) fn limit(q: &HashMap<String, String>) -> usize {
     q.get("limit")
@@ -35,7 +43,9 @@ pub(crate) fn limit(q: &HashMap<String, String>) -> usize {
 
 /// The feeds, in config order, with what they filter on.
 pub(crate) async fn feeds(State(st): State<ConsoleState>) -> Response {
-    let set = st.feed_set();
+    let Some(set) = st.feed_set() else {
+        return no_feeds();
+    };
     let list: Vec<Value> = set
         .feeds
         .iter()
@@ -67,8 +77,9 @@ pub(crate) async fn feeds(State(st): State<ConsoleState>) -> Response {
 }
 
 fn window_len(st: &ConsoleState) -> Option<usize> {
-    st.window
+    st.feeds
         .as_ref()
+        .and_then(|v| v.window.as_ref())
         .and_then(|w| w.lock().ok().map(|w| w.len()))
 }
 
@@ -154,15 +165,17 @@ pub(crate) async fn items(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let set = st.feed_set();
+    let (Some(view), Some(set)) = (&st.feeds, st.feed_set()) else {
+        return no_feeds();
+    };
     let Some(feed) = set.feeds.iter().find(|f| f.id() == id).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("no feed {id:?}"));
     };
     let n = limit(&q);
     // The queries getFeedSkeleton's first page is made from.
     let page = match feed.ranking() {
-        Ranking::Chronological => st.store.chronological_page(&id, None, n).await,
-        Ranking::Engagement { .. } => st.store.ranked_top(&id, n).await,
+        Ranking::Chronological => view.store.chronological_page(&id, None, n).await,
+        Ranking::Engagement { .. } => view.store.ranked_top(&id, n).await,
     };
     let page: Vec<FeedItem> = match page {
         Ok(p) => p,
@@ -170,7 +183,7 @@ pub(crate) async fn items(
     };
     let mut rows = Vec::with_capacity(page.len());
     for item in &page {
-        match st.store.post(&item.uri).await {
+        match view.store.post(&item.uri).await {
             Ok(Some((row, likes, reposts))) => {
                 rows.push((item.clone(), row, likes, reposts, true));
             }
@@ -187,7 +200,7 @@ pub(crate) async fn items(
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
         }
     }
-    let from_window: Vec<Option<Arc<PostFeatures>>> = match &st.window {
+    let from_window: Vec<Option<Arc<PostFeatures>>> = match &view.window {
         Some(w) => match w.lock() {
             Ok(mut w) => rows
                 .iter()

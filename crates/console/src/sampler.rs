@@ -1,6 +1,7 @@
 //! The sampler: once a second it renders the metrics, parses them and records a point of
-//! history; every ten seconds it asks the store for its size and per-feed item counts and
-//! publishes them as gauges, so `/metrics` has them and the console reads them back from there.
+//! history; in a process serving feeds, every ten seconds it asks the store for its size and
+//! per-feed item counts and publishes them as gauges, so `/metrics` has them and the console
+//! reads them back from there.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -23,8 +24,8 @@ const STORE_EVERY: u32 = 10;
 pub struct Sampler {
     render: RenderFn,
     health: HealthFn,
-    store: Arc<dyn FeedStore>,
-    feeds: SharedFeeds,
+    /// The feed store and its feeds; `None` in a process that serves no feeds.
+    store: Option<(Arc<dyn FeedStore>, SharedFeeds)>,
     history: Mutex<History>,
     /// Feeds given an items gauge, so one whose count drops to none is set to zero.
     feeds_seen: Mutex<BTreeSet<String>>,
@@ -49,8 +50,18 @@ impl Sampler {
         Arc::new(Sampler {
             render,
             health,
-            store,
-            feeds,
+            store: Some((store, feeds)),
+            history: Mutex::new(History::default()),
+            feeds_seen: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// A sampler for a process that serves no feeds (`skystream jetstream`): history only.
+    pub fn without_feeds(render: RenderFn, health: HealthFn) -> Arc<Sampler> {
+        Arc::new(Sampler {
+            render,
+            health,
+            store: None,
             history: Mutex::new(History::default()),
             feeds_seen: Mutex::new(BTreeSet::new()),
         })
@@ -101,20 +112,24 @@ impl Sampler {
         self.history.lock().ok().map(|h| f(&h))
     }
 
-    /// Asks the store for its size and per-feed items and sets the gauges.
+    /// Asks the store for its size and per-feed items and sets the gauges (nothing without a
+    /// store).
     pub async fn publish_store_gauges(&self) {
-        match self.store.size_bytes().await {
+        let Some((store, feeds)) = &self.store else {
+            return;
+        };
+        match store.size_bytes().await {
             Ok(bytes) => metrics::gauge!(names::STORE_BYTES).set(bytes as f64),
             Err(e) => warn!(error = %e, "console: cannot read the store's size"),
         }
-        match self.store.feed_counts().await {
+        match store.feed_counts().await {
             Ok(counts) => {
                 let Ok(mut seen) = self.feeds_seen.lock() else {
                     return;
                 };
                 // The store lists only feeds with items: a configured feed without any, or
                 // one that had some before, is zero rather than absent.
-                if let Ok(set) = self.feeds.read() {
+                if let Ok(set) = feeds.read() {
                     seen.extend(set.feeds.iter().map(|f| f.id().to_owned()));
                 }
                 seen.extend(counts.iter().map(|(id, _)| id.clone()));

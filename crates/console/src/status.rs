@@ -41,7 +41,7 @@ fn opt(v: Option<f64>) -> Value {
 }
 
 /// Builds the status document. Every figure is read from the metrics exposition (what
-/// `/metrics` serves), the history computed from it, or `/health`'s function.
+/// `/metrics` serves), the history computed from it, or the ingest health function.
 pub(crate) fn build(st: &ConsoleState, since: Option<i64>) -> Value {
     let e = st.sampler.exposition();
     let health = st.sampler.health();
@@ -62,17 +62,23 @@ pub(crate) fn build(st: &ConsoleState, since: Option<i64>) -> Value {
         .map(|(source, cursor)| json!({"source": source, "cursor": cursor}))
         .collect();
 
-    let feeds: Vec<Value> = st
-        .feed_set()
+    // `null` (not an empty list) when this process serves no feeds: the page then hides the
+    // feeds table and the preview instead of showing an empty one.
+    let feeds = st.feed_set().map(|set| {
+        set.feeds
+            .iter()
+            .map(|f| feed_status(&e, f.id(), f.ranking(), &now_value))
+            .collect::<Vec<Value>>()
+    });
+    let store = st
         .feeds
-        .iter()
-        .map(|f| feed_status(&e, f.id(), f.ranking(), &now_value))
-        .collect();
+        .as_ref()
+        .map(|_| json!({"size_bytes": opt(e.sum(names::STORE_BYTES, &[]))}));
 
     let sections: Vec<Value> = st
         .sections
         .iter()
-        .map(|s| json!({"name": s.name, "figures": (s.figures)()}))
+        .map(|s| json!({"name": s.name, "figures": (s.figures)(&e)}))
         .collect();
 
     json!({
@@ -94,9 +100,7 @@ pub(crate) fn build(st: &ConsoleState, since: Option<i64>) -> Value {
             "queue_depth": opt(e.sum(names::QUEUE_DEPTH, &[])),
             "pipeline_events_total": opt(e.sum("skystream_pipeline_events_total", &[])),
         },
-        "store": {
-            "size_bytes": opt(e.sum(names::STORE_BYTES, &[])),
-        },
+        "store": store,
         "feeds": feeds,
         "sections": sections,
         "history": seconds,

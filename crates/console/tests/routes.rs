@@ -1,6 +1,8 @@
 //! The console's routes without a socket: the page and its assets (headers, relative URLs, no
 //! HTML built from data), the status document read back from the metrics, the feed preview
-//! over the store with match reasons and scores, and draft filters over the recent window.
+//! over the store with match reasons and scores, draft filters over the recent window, and the
+//! status-only console of a process that serves no feeds (`skystream jetstream`) with its
+//! Jetstream section.
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -9,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
-use skystream_console::{ConsoleState, Sampler, SourceInfo};
+use skystream_console::{jetstream_section, ConsoleState, Sampler, SourceInfo};
 use skystream_feeds::{Config, PostFeatures};
 use skystream_indexer::{FeedSet, RecentPost, RecentWindow};
 use skystream_server::HealthStatus;
@@ -143,10 +145,7 @@ async fn state(with_window: bool) -> ConsoleState {
         with_window.then(|| Arc::new(Mutex::new(window))),
         sampler,
     )
-    .with_section(
-        "Jetstream",
-        Arc::new(|| serde_json::json!({"subscribers_full": 2, "bytes_sent": 1024})),
-    )
+    .with_section(jetstream_section())
 }
 
 async fn get(st: &ConsoleState, uri: &str) -> (StatusCode, String, axum::http::HeaderMap) {
@@ -254,7 +253,14 @@ async fn status_reads_the_metrics() {
     assert_eq!(feeds[0]["items"], 2.0);
     assert_eq!(feeds[1]["ranking"], "engagement");
     assert_eq!(s["sections"][0]["name"], "Jetstream");
-    assert_eq!(s["sections"][0]["figures"]["bytes_sent"], 1024);
+    let keys: Vec<&str> = s["sections"][0]["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .filter_map(|f| f["key"].as_str())
+        .collect();
+    assert!(keys.contains(&"subscribers_zstd") && keys.contains(&"bytes_sent_json"));
+    assert!(s["store"]["size_bytes"].as_f64().is_some(), "{s}");
     // What /metrics would show is what the status shows.
     let text = handle().render();
     assert!(
@@ -325,4 +331,84 @@ async fn drafts_run_against_the_window() {
     let st = state(false).await;
     let (status, _) = json(&st, "/console/api/draft?keywords=fjell").await;
     assert_eq!(status, StatusCode::CONFLICT);
+}
+
+/// The value of the Jetstream section's figure `key` in a status document.
+fn figure(status: &Value, key: &str) -> Value {
+    status["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["name"] == "Jetstream")
+        .and_then(|s| s["figures"].as_array())
+        .and_then(|f| f.iter().find(|f| f["key"] == key))
+        .unwrap_or_else(|| panic!("no Jetstream figure {key}: {status}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn a_process_without_feeds_shows_status_and_its_section_only() {
+    handle();
+    let render = Arc::new(|| handle().render());
+    let health = Arc::new(|| HealthStatus {
+        connected: true,
+        lag_seconds: Some(0.1),
+    });
+    let sampler = Sampler::without_feeds(render, health);
+    // Without a store there is nothing to publish, and nothing fails.
+    sampler.publish_store_gauges().await;
+    let st = ConsoleState::without_feeds(
+        SourceInfo {
+            kind: "relay".into(),
+            hosts: vec!["wss://relay.example".into()],
+        },
+        sampler,
+    )
+    .with_section(jetstream_section());
+
+    // What the Jetstream server records when a filtered zstd subscriber is live and a JSON
+    // one replays (labels as its telemetry writes them); only this test records these.
+    metrics::gauge!("skystream_jetstream_subscribers", "encoding" => "zstd", "filter" => "filtered", "phase" => "live")
+        .increment(1.0);
+    metrics::gauge!("skystream_jetstream_subscribers", "encoding" => "json", "filter" => "all", "phase" => "replay")
+        .increment(1.0);
+    metrics::counter!("skystream_jetstream_bytes_sent_total", "encoding" => "zstd", "phase" => "live")
+        .increment(5_000);
+    metrics::gauge!("skystream_jetstream_log_size_bytes").set(65_536.0);
+
+    let (status, s) = json(&st, "/console/api/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s["feeds"], Value::Null, "no feeds, not an empty list: {s}");
+    assert_eq!(s["store"], Value::Null);
+    assert_eq!(s["source"]["kind"], "relay");
+    assert_eq!(figure(&s, "subscribers")["value"], 2.0);
+    assert_eq!(figure(&s, "subscribers_zstd")["value"], 1.0);
+    assert_eq!(figure(&s, "subscribers_json")["value"], 1.0);
+    assert_eq!(figure(&s, "subscribers_filtered")["value"], 1.0);
+    assert_eq!(figure(&s, "subscribers_all")["value"], 1.0);
+    assert_eq!(figure(&s, "subscribers_live")["value"], 1.0);
+    assert_eq!(figure(&s, "bytes_sent_zstd")["value"], 5_000.0);
+    assert_eq!(figure(&s, "bytes_sent_zstd")["unit"], "bytes");
+    assert_eq!(figure(&s, "log_size_bytes")["value"], 65_536.0);
+    assert_eq!(figure(&s, "log_size_bytes")["label"], "Replay log on disk");
+
+    // The feed routes say why they have nothing, as JSON the page can show.
+    for uri in [
+        "/console/api/feeds",
+        "/console/api/feeds/norge/items",
+        "/console/api/draft?keywords=fjell",
+    ] {
+        let (status, e) = json(&st, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("serves no feeds")),
+            "{uri}: {e}"
+        );
+    }
+    // The page itself is the same page.
+    let (status, html, _) = get(&st, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("console/console.js"));
 }

@@ -138,6 +138,12 @@ impl Filter {
         }
     }
 
+    /// Whether the filter can leave an event out (wantedCollections, wantedDids or
+    /// maxMessageSizeBytes is set), for the subscriber figures by mode.
+    pub fn narrows(&self) -> bool {
+        self.collections.is_some() || self.dids.is_some() || self.max_message_size != 0
+    }
+
     /// Whether a message of `len` bytes (as sent: compressed or not) is within the
     /// subscriber's `maxMessageSizeBytes`.
     pub fn fits(&self, len: usize) -> bool {
@@ -317,6 +323,16 @@ mod tests {
 
     const A: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn a_filter_narrows_only_when_something_is_set() {
+        assert!(!Filter::default().narrows());
+        assert!(!Filter::new(&[], &[], 0).expect("valid").narrows());
+        let c = Filter::new(&["app.bsky.feed.post".into()], &[], 0).expect("valid");
+        let d = Filter::new(&[], &[A.into()], 0).expect("valid");
+        let m = Filter::new(&[], &[], 1000).expect("valid");
+        assert!(c.narrows() && d.narrows() && m.narrows());
+    }
 
     #[test]
     fn collections_exact_and_prefix_dids_and_kinds() {

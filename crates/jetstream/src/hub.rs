@@ -67,6 +67,7 @@ impl Hub {
         let bounds = log.bounds()?;
         let (oldest, newest) = bounds.unwrap_or((0, 0));
         telemetry::log_bounds(oldest, newest);
+        telemetry::log_size(log.size_bytes());
         Ok(Hub {
             log: Arc::new(log),
             tail: RwLock::new(Tail::new(tail_bytes, newest)),
@@ -140,6 +141,8 @@ impl Hub {
                 let zstd = codec.compress_all(rendered.iter().map(|r| r.json.as_bytes()))?;
                 let entries = entry::entries(rendered, zstd);
                 log.append(&entries, upstream.as_ref().map(|(s, c)| (s.as_str(), *c)))?;
+                // Two stat calls beside a synchronous SQLite commit: cheap enough per batch.
+                telemetry::log_size(log.size_bytes());
                 Ok(entries)
             })
             .await??;
@@ -204,6 +207,7 @@ impl Hub {
             let t = log.trim_before(cutoff, &|t| {
                 hub.trimmed_upto.fetch_max(t, Ordering::AcqRel);
             })?;
+            telemetry::log_size(log.size_bytes());
             Ok((t, log.bounds()?))
         })
         .await??;

@@ -95,6 +95,18 @@ impl Log {
         &self.path
     }
 
+    /// Bytes the log takes on disk: the database file and its WAL (a file that is missing, as
+    /// the WAL is after a clean close, counts as empty).
+    pub fn size_bytes(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     fn err(&self, source: rusqlite::Error) -> LogError {
         LogError::Sqlite {
             path: self.path.clone(),
@@ -307,6 +319,21 @@ mod tests {
             log.trim_before(0, &|_| {}).expect("trim"),
             Trimmed::default()
         );
+    }
+
+    #[test]
+    fn size_counts_the_database_and_its_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.sqlite");
+        let log = Log::open(&path).expect("open");
+        let empty = log.size_bytes();
+        let all: Vec<_> = (1..=500).map(entry).collect();
+        log.append(&all, None).expect("append");
+        let wal = std::fs::metadata(dir.path().join("log.sqlite-wal")).map_or(0, |m| m.len());
+        let db = std::fs::metadata(&path).expect("database file").len();
+        assert!(wal > 0, "a WAL-mode commit writes the WAL first");
+        assert_eq!(log.size_bytes(), db + wal);
+        assert!(log.size_bytes() > empty);
     }
 
     #[test]

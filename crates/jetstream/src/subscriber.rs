@@ -198,6 +198,7 @@ where
     };
     let mut gauge = SubscriberGauge::new(
         s.compress,
+        filter.narrows(),
         if s.query.require_hello {
             Phase::Waiting
         } else {
@@ -213,6 +214,7 @@ where
                 Some(Control::Update { filter: f, inform_cursor_seconds }) => {
                     filter = f;
                     inform = inform_cursor_seconds.or(inform);
+                    gauge.set_filtered(filter.narrows());
                 }
                 Some(Control::Close(reason)) => return Some(End::new(CloseCode::Policy, reason)),
                 Some(Control::Gone) | None => return None,
@@ -240,6 +242,7 @@ where
                     inform_cursor_seconds,
                 }) => {
                     filter = f;
+                    gauge.set_filtered(filter.narrows());
                     if !streaming && heartbeat_every.is_none() {
                         heartbeat_every = inform_cursor_seconds
                             .and_then(|n| heartbeat::interval(n, cfg.inform_cursor_floor_secs));
@@ -309,6 +312,7 @@ where
                 c = ctl.recv() => match c {
                     Some(Control::Update { filter: f, inform_cursor_seconds }) => {
                         filter = f;
+                        gauge.set_filtered(filter.narrows());
                         if !streaming && heartbeat_every.is_none() {
                             heartbeat_every = inform_cursor_seconds
                                 .and_then(|n| heartbeat::interval(n, cfg.inform_cursor_floor_secs));

@@ -1,10 +1,12 @@
 //! Metric names and updates, in one place so the dashboard's vocabulary is visible at once.
 //!
-//! - `skystream_jetstream_subscribers{encoding, phase}` (gauge): connected subscribers by
-//!   encoding (`json`, `zstd`) and phase (`waiting` for hello, `replay` before first reaching
-//!   the head, `live` after).
-//! - `skystream_jetstream_events_sent_total{phase}`, `skystream_jetstream_bytes_sent_total{phase}`:
-//!   what was sent, replay vs live.
+//! - `skystream_jetstream_subscribers{encoding, filter, phase}` (gauge): connected subscribers
+//!   by encoding (`json`, `zstd`), filter (`all` events, or `filtered` by wantedCollections,
+//!   wantedDids or maxMessageSizeBytes) and phase (`waiting` for hello, `replay` before first
+//!   reaching the head, `live` after).
+//! - `skystream_jetstream_events_sent_total{encoding, phase}`,
+//!   `skystream_jetstream_bytes_sent_total{encoding, phase}`: what was sent, by encoding, replay
+//!   vs live.
 //! - `skystream_jetstream_events_appended_total`, `skystream_jetstream_json_bytes_total`,
 //!   `skystream_jetstream_zstd_bytes_total`, `skystream_jetstream_compression_ratio` (JSON bytes
 //!   over zstd bytes, over everything appended since start).
@@ -13,6 +15,9 @@
 //! - `skystream_jetstream_rejected_total{reason}`: connections refused.
 //! - `skystream_jetstream_heartbeats_total`, `skystream_jetstream_trimmed_total`,
 //!   `skystream_jetstream_log_oldest_time_us`, `skystream_jetstream_log_newest_time_us`.
+//! - `skystream_jetstream_log_size_bytes`: the replay log's files on disk (the database and its
+//!   WAL). Retention frees pages for reuse rather than shrinking the file, so this is the disk
+//!   the log holds, not the bytes of the events it keeps.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +47,11 @@ pub fn log_bounds(oldest: i64, newest: i64) {
     metrics::gauge!("skystream_jetstream_log_newest_time_us").set(newest as f64);
 }
 
+/// The log's files on disk, after an open, append or trim.
+pub fn log_size(bytes: u64) {
+    metrics::gauge!("skystream_jetstream_log_size_bytes").set(bytes as f64);
+}
+
 /// Rows retention deleted.
 pub fn trimmed(rows: u64) {
     metrics::counter!("skystream_jetstream_trimmed_total").increment(rows);
@@ -69,20 +79,37 @@ impl Phase {
 }
 
 /// Keeps the subscriber gauge right for one connection: counted on creation, moved between
-/// phases, removed on drop.
+/// phases and filter modes, removed on drop.
 #[derive(Debug)]
 pub struct SubscriberGauge {
     encoding: &'static str,
+    filter: &'static str,
     phase: Phase,
+}
+
+fn filter_name(filtered: bool) -> &'static str {
+    if filtered {
+        "filtered"
+    } else {
+        "all"
+    }
 }
 
 impl SubscriberGauge {
     /// Counts a new subscriber.
-    pub fn new(compressed: bool, phase: Phase) -> SubscriberGauge {
-        let encoding = if compressed { "zstd" } else { "json" };
-        metrics::gauge!("skystream_jetstream_subscribers", "encoding" => encoding, "phase" => phase.name())
-            .increment(1.0);
-        SubscriberGauge { encoding, phase }
+    pub fn new(compressed: bool, filtered: bool, phase: Phase) -> SubscriberGauge {
+        let g = SubscriberGauge {
+            encoding: if compressed { "zstd" } else { "json" },
+            filter: filter_name(filtered),
+            phase,
+        };
+        g.add(1.0);
+        g
+    }
+
+    fn add(&self, n: f64) {
+        metrics::gauge!("skystream_jetstream_subscribers", "encoding" => self.encoding, "filter" => self.filter, "phase" => self.phase.name())
+            .increment(n);
     }
 
     /// The current phase.
@@ -92,14 +119,22 @@ impl SubscriberGauge {
 
     /// Moves the subscriber to `phase`.
     pub fn set(&mut self, phase: Phase) {
-        if phase == self.phase {
-            return;
+        if phase != self.phase {
+            self.add(-1.0);
+            self.phase = phase;
+            self.add(1.0);
         }
-        metrics::gauge!("skystream_jetstream_subscribers", "encoding" => self.encoding, "phase" => self.phase.name())
-            .decrement(1.0);
-        metrics::gauge!("skystream_jetstream_subscribers", "encoding" => self.encoding, "phase" => phase.name())
-            .increment(1.0);
-        self.phase = phase;
+    }
+
+    /// Moves the subscriber between `all` and `filtered` (an `options_update` changed its
+    /// filter).
+    pub fn set_filtered(&mut self, filtered: bool) {
+        let filter = filter_name(filtered);
+        if filter != self.filter {
+            self.add(-1.0);
+            self.filter = filter;
+            self.add(1.0);
+        }
     }
 
     /// Counts `events` events of `bytes` bytes sent in the current phase.
@@ -108,17 +143,16 @@ impl SubscriberGauge {
             Phase::Live => "live",
             _ => "replay",
         };
-        metrics::counter!("skystream_jetstream_events_sent_total", "phase" => phase)
+        metrics::counter!("skystream_jetstream_events_sent_total", "encoding" => self.encoding, "phase" => phase)
             .increment(events);
-        metrics::counter!("skystream_jetstream_bytes_sent_total", "phase" => phase)
+        metrics::counter!("skystream_jetstream_bytes_sent_total", "encoding" => self.encoding, "phase" => phase)
             .increment(bytes);
     }
 }
 
 impl Drop for SubscriberGauge {
     fn drop(&mut self) {
-        metrics::gauge!("skystream_jetstream_subscribers", "encoding" => self.encoding, "phase" => self.phase.name())
-            .decrement(1.0);
+        self.add(-1.0);
     }
 }
 

@@ -1,7 +1,9 @@
-//! `skystream jetstream`: a source into the Jetstream replay log, served at `/subscribe`.
+//! `skystream jetstream`: a source into the Jetstream replay log, served at `/subscribe`, with
+//! the web console's status page and Jetstream figures at `/`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::routing::get;
@@ -11,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::JetstreamArgs;
+use crate::commands::serve::source_info;
 use crate::ingest;
+use crate::progress::{IngestStatus, Observed};
 
 /// The default source: the main relay's firehose (a relay gives the server whole commits to
 /// sequence; another Jetstream works too, with `jetstream:wss://HOST`).
@@ -65,20 +69,43 @@ pub async fn run(args: &JetstreamArgs) -> anyhow::Result<ExitCode> {
     };
     let store = ingest::open_store(&database).await?;
 
-    let prometheus = match args.ingest.metrics_listen {
-        Some(_) => {
-            ingest::start_metrics(args.ingest.metrics_listen)?;
-            None
-        }
-        None => Some(
+    let spec_text = args
+        .ingest
+        .source
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
+    let spec = SourceSpec::parse(&spec_text)?;
+    let stop = CancellationToken::new();
+    ingest::cancel_on_signals(stop.clone());
+    let status = Arc::new(IngestStatus::default());
+
+    // With --metrics-listen the exporter serves its own port and /metrics here is off; either
+    // way the handle renders the figures the console shows.
+    let (prometheus, metrics_here) = match ingest::start_metrics(args.ingest.metrics_listen)? {
+        Some(handle) => (handle, false),
+        None => (
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .context("cannot install the metrics recorder")?,
+            true,
         ),
     };
     let mut app = skystream_jetstream::router(server.clone());
-    if let Some(handle) = prometheus {
+    if metrics_here {
+        let handle = prometheus.clone();
         app = app.route("/metrics", get(move || std::future::ready(handle.render())));
+    }
+    if !args.no_console {
+        let render: skystream_console::RenderFn = Arc::new(move || prometheus.render());
+        let st = status.clone();
+        let health: skystream_console::HealthFn = Arc::new(move || st.health());
+        // No feed store here: the sampler only keeps the history the charts draw.
+        let sampler = skystream_console::Sampler::without_feeds(render, health);
+        sampler.spawn(stop.clone());
+        let console =
+            skystream_console::ConsoleState::without_feeds(source_info(Some(&spec)), sampler)
+                .with_section(skystream_console::jetstream_section());
+        app = app.merge(skystream_console::router(console));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -90,9 +117,10 @@ pub async fn run(args: &JetstreamArgs) -> anyhow::Result<ExitCode> {
         })?;
     let addr = listener.local_addr()?;
     info!(%addr, "Jetstream server listening: ws://{addr}/subscribe");
+    if !args.no_console {
+        info!("web console: http://{addr}/");
+    }
 
-    let stop = CancellationToken::new();
-    ingest::cancel_on_signals(stop.clone());
     let retention = server.spawn_retention();
     let s = stop.clone();
     let http = tokio::spawn(async move {
@@ -104,12 +132,6 @@ pub async fn run(args: &JetstreamArgs) -> anyhow::Result<ExitCode> {
         .await
     });
 
-    let spec_text = args
-        .ingest
-        .source
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
-    let spec = SourceSpec::parse(&spec_text)?;
     let source = ingest::build_source(&spec, &args.ingest, false)?;
     let consumer = {
         let server = server.clone();
@@ -117,6 +139,11 @@ pub async fn run(args: &JetstreamArgs) -> anyhow::Result<ExitCode> {
         tokio::task::spawn_blocking(move || server.consumer(key))
             .await?
             .context("cannot read the replay log")?
+    };
+    // Recording progress gives the console its connected and lag figures.
+    let consumer = Observed {
+        inner: consumer,
+        status,
     };
     let outcome = ingest::run(
         &store,

@@ -2,17 +2,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use async_trait::async_trait;
 use skystream_auth::ServiceAuth;
 use skystream_feeds::Config;
 use skystream_identity::{CachingResolver, HttpResolver, HttpResolverConfig};
 use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
-use skystream_pipeline::{Batch, Consumer, ConsumerError};
+use skystream_pipeline::Consumer;
 use skystream_server::{
     AppState, AuthMode, Catalog, FeedInfo, HealthStatus, RankingKind, ServiceIdentity,
 };
@@ -23,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
 use crate::ingest::{self, now_ms};
+use crate::progress::{IngestStatus, Observed};
 
 /// The example feeds, used when no config file is given or found.
 const EXAMPLE_CONFIG: &str = include_str!("../../../../skystream.example.toml");
@@ -104,7 +103,7 @@ async fn open_jetstream(
 }
 
 /// How the console names the source: its kind and where it reads from.
-fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
+pub(crate) fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
     let (kind, hosts) = match spec {
         None => ("none", Vec::new()),
         Some(SourceSpec::Relay { url }) => ("relay", vec![url.clone()]),
@@ -121,50 +120,6 @@ fn source_info(spec: Option<&SourceSpec>) -> skystream_console::SourceInfo {
     skystream_console::SourceInfo {
         kind: kind.to_owned(),
         hosts,
-    }
-}
-
-/// Ingest progress the health check reads.
-#[derive(Debug, Default)]
-struct IngestStatus {
-    last_batch_ms: AtomicI64,
-    last_event_us: Arc<AtomicI64>,
-}
-
-impl IngestStatus {
-    /// The newest event time seen, shared (backfill yields while it falls behind).
-    fn clone_last_event(&self) -> Arc<AtomicI64> {
-        self.last_event_us.clone()
-    }
-}
-
-/// Wraps the indexer to record ingest progress for /health.
-struct Observed {
-    inner: Indexer,
-    status: Arc<IngestStatus>,
-}
-
-#[async_trait]
-impl Consumer for Observed {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError> {
-        self.inner.handle(batch).await?;
-        self.status.last_batch_ms.store(now_ms(), Ordering::Relaxed);
-        if let Some(t) = batch
-            .items
-            .iter()
-            .rev()
-            .map(|e| e.event.time_us)
-            .find(|t| *t > 0)
-        {
-            self.status.last_event_us.store(t, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-    async fn close(&mut self) -> Result<(), ConsumerError> {
-        self.inner.close().await
     }
 }
 
@@ -368,12 +323,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
                     lag_seconds: None,
                 };
             }
-            let last_batch = st.last_batch_ms.load(Ordering::Relaxed);
-            let last_event = st.last_event_us.load(Ordering::Relaxed);
-            HealthStatus {
-                connected: last_batch > 0 && now_ms() - last_batch < 120_000,
-                lag_seconds: (last_event > 0).then(|| (now_ms() * 1000 - last_event) as f64 / 1e6),
-            }
+            st.health()
         });
         let state = AppState {
             identity: ServiceIdentity {
@@ -395,13 +345,16 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
         sampler.spawn(stop.clone());
         let mut app = skystream_server::router(state);
         if !args.no_console {
-            let console = skystream_console::ConsoleState::new(
+            let mut console = skystream_console::ConsoleState::new(
                 source_info(spec.as_ref()),
                 feed_store.clone(),
                 feeds.clone(),
                 window.clone(),
                 sampler,
             );
+            if jetstream.is_some() {
+                console = console.with_section(skystream_console::jetstream_section());
+            }
             app = app.merge(skystream_console::router(console));
         }
         if let Some(js) = &jetstream {
