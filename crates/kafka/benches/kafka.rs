@@ -114,6 +114,9 @@ async fn produce(
     events: Vec<Event>,
 ) -> (Duration, Duration, u64, Duration) {
     let sink = KafkaSink::new(sink_config(bootstrap, topic)).unwrap();
+    let connecting = Instant::now();
+    sink.connect(Duration::from_secs(10)).await.unwrap();
+    println!("  connected in {:.2} s", connecting.elapsed().as_secs_f64());
     let last = events.last().map(|e| e.cursor);
     let started = Instant::now();
     let (input, handle) = Pipeline::start(
@@ -156,6 +159,7 @@ async fn produce_from_file(
     path: &std::path::Path,
 ) -> (u64, Duration) {
     let sink = KafkaSink::new(sink_config(bootstrap, topic)).unwrap();
+    sink.connect(Duration::from_secs(10)).await.unwrap();
     let mut source = FileSource::new(path, Pace::Fast, false);
     let started = Instant::now();
     let (input, handle) = Pipeline::start(

@@ -108,6 +108,36 @@ impl KafkaSink {
         })
     }
 
+    /// Connects before the first batch and returns the topic's partition count: the
+    /// topic's metadata is fetched now, so a wrong address, topic or credentials fail at
+    /// start-up with the broker's reason rather than as delivery timeouts half a minute into
+    /// the stream, and the first batch does not wait for the connection.
+    pub async fn connect(&self, timeout: Duration) -> Result<usize, KafkaError> {
+        let producer = self.producer.clone();
+        let topic = self.cfg.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Timeout::After(timeout))
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.cfg.topic);
+        match topic {
+            Some(t) if t.error().is_none() => Ok(t.partitions().len()),
+            Some(t) => Err(KafkaError::MetadataFetch(
+                t.error()
+                    .map_or(RDKafkaErrorCode::Unknown, RDKafkaErrorCode::from),
+            )),
+            None => Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            )),
+        }
+    }
+
     /// Messages acknowledged so far.
     pub fn produced(&self) -> u64 {
         self.produced

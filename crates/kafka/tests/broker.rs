@@ -224,6 +224,35 @@ async fn corpus_round_trip_in_both_modes_and_replays_give_the_same_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reads_the_topic_or_says_why_not() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("connect");
+    let sink = KafkaSink::new(sink_config(
+        &broker.bootstrap(),
+        "connect",
+        ContentMode::Structured,
+    ))
+    .expect("sink");
+    let partitions = sink
+        .connect(Duration::from_secs(10))
+        .await
+        .expect("connect");
+    assert_eq!(partitions, common::PARTITIONS as usize);
+    // Nothing listens on port 1: the error comes within the timeout, not a hang.
+    let nowhere = KafkaSink::new(sink_config(
+        "127.0.0.1:1",
+        "connect",
+        ContentMode::Structured,
+    ))
+    .expect("sink");
+    let started = Instant::now();
+    assert!(nowhere.connect(Duration::from_secs(2)).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_broker_stalls_the_cursor_and_loses_nothing() {
     let Some(broker) = Broker::start() else {
         return;

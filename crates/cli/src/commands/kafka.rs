@@ -14,7 +14,7 @@ use skystream_kafka::{
 use skystream_pipeline::{ConsumerError, CursorSink};
 use skystream_source::SourceSpec;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::{ContentModeArg, KafkaArgs};
 use crate::ingest;
@@ -230,6 +230,13 @@ pub async fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     info!(source = %r.source, topic = %topic, mode = ?r.sink.mode, sample_rate = r.sink.sampler.rate(),
         collections = ?r.sink.mapping.collections, "publishing CloudEvents to Kafka");
     let sink = KafkaSink::new(r.sink).context("cannot set up the Kafka producer")?;
+    // Connecting now shows a wrong address or topic at once; a broker that is down is not
+    // fatal, since the sink holds the stream (and the cursor) until it is back.
+    match sink.connect(std::time::Duration::from_secs(15)).await {
+        Ok(partitions) => info!(topic = %topic, partitions, "connected to Kafka"),
+        Err(e) => warn!(topic = %topic, error = %e,
+            "cannot read the topic's metadata from Kafka yet (check --kafka-bootstrap-servers, --kafka-topic and the credentials); the sink keeps trying and holds the stream meanwhile"),
+    }
     let source = ingest::build_source(&spec, &args.ingest, false)?;
     // The cursor is this pipeline's (upstream → this topic), so it is kept apart from a
     // `serve` reading the same upstream into the same database.
