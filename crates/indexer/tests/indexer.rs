@@ -416,7 +416,7 @@ languages = ["nb"]
 }
 
 #[tokio::test]
-async fn a_batch_larger_than_a_chunk_lands_whole_and_in_order() {
+async fn a_large_batch_lands_whole_and_in_order() {
     let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
     let store = MemoryStore::new();
     let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {

@@ -220,40 +220,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Runs a short read on the calling thread when a reader connection is idle, else as
-    /// [`blocking`](Self::blocking) does. For queries that take tens of microseconds (a feed
-    /// page by the primary key): handing those to the blocking pool and waking a task back
-    /// cost more than the query, about a quarter of a page's CPU; an async worker can afford
-    /// to wait that long. Never for scans or anything that may wait on a lock.
-    pub(crate) async fn read_inline<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
-    {
-        if let Some(readers) = &self.inner.readers {
-            if let Ok(permit) = Arc::clone(&readers.permits).try_acquire_owned() {
-                let mut reader = PooledReader {
-                    conn: readers
-                        .idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .pop(),
-                    readers,
-                };
-                // A permit guarantees an idle reader.
-                if let Some(conn) = reader.conn.as_mut() {
-                    let result = f(conn, &self.inner.describe);
-                    drop(reader);
-                    drop(permit);
-                    return result;
-                }
-            }
-        }
-        self.blocking(Role::Read, f).await
-    }
-}
-
 /// A reader taken from the pool; goes back on drop (also when `f` panics).
 struct PooledReader<'a> {
     conn: Option<Connection>,
