@@ -56,7 +56,10 @@ use async_trait::async_trait;
 
 pub use backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRow, RepoStatus};
 pub use error::{StoreError, StoreErrorKind};
-pub use feed::{AccountStatus, FeedItem, FeedStore, FeedWrite, Membership, PostRow};
+pub use feed::{
+    AccountStatus, FeedItem, FeedStore, FeedWrite, FirstPageCache, Membership, PostRow,
+    FIRST_PAGE_TTL,
+};
 pub use memory::MemoryStore;
 pub use migrations::{
     Migration, MigrationReport, LATEST_SCHEMA_VERSION, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,

@@ -314,8 +314,10 @@ fn spawn_progress(store: Store, stop: CancellationToken) -> tokio::task::JoinHan
 
 /// What `serve --backfill-days` hands the backfill it runs beside live ingest.
 pub struct BesideLive {
-    /// The shared store (state, lease, feeds).
+    /// The shared store (state, lease).
     pub store: Store,
+    /// The feed data as the live indexer writes it (through the server's first-page cache).
+    pub feed_store: Arc<dyn FeedStore>,
     /// `--backfill-days`.
     pub days: i64,
     /// `--backfill-host` (else RELAY_URL, else bsky.network).
@@ -409,8 +411,7 @@ async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<(
         max_memory_bytes: knob(None, "BACKFILL_MAX_MEMORY_MB", 512u64)? << 20,
         ..BackfillConfig::default()
     };
-    let feed_store: Arc<dyn FeedStore> = Arc::new(b.store.clone());
-    let indexer = Indexer::new(feed_store, b.feeds, b.window);
+    let indexer = Indexer::new(b.feed_store, b.feeds, b.window);
     let (input, handle) = Pipeline::start(
         PipelineConfig::default(),
         "backfill",

@@ -15,7 +15,7 @@ use skystream_server::{
     AppState, AuthMode, Catalog, FeedInfo, HealthStatus, RankingKind, ServiceIdentity,
 };
 use skystream_source::SourceSpec;
-use skystream_store::FeedStore;
+use skystream_store::{FeedStore, FirstPageCache, FIRST_PAGE_TTL};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -223,7 +223,10 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
     };
     let store = ingest::open_store(&database).await?;
     info!(database = store.describe(), "store open");
-    let feed_store: Arc<dyn FeedStore> = Arc::new(store.clone());
+    // The indexer, the pruner and the HTTP server all go through the first-page cache, so
+    // their writes invalidate it at once.
+    let feed_store: Arc<dyn FeedStore> =
+        Arc::new(FirstPageCache::new(Arc::new(store.clone()), FIRST_PAGE_TTL));
 
     // The built-in example's hostname is a placeholder: a quick start serves localhost.
     let configured_host = match &origin {
@@ -405,6 +408,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
                 crate::commands::backfill::spawn_beside_live(
                     crate::commands::backfill::BesideLive {
                         store: store.clone(),
+                        feed_store: feed_store.clone(),
                         days,
                         host: args.backfill_host.clone(),
                         plc_url: args.ingest.plc_url.clone(),

@@ -3,6 +3,7 @@
 //! backend's implementation is in the submodule of its name.
 
 pub(crate) mod memory;
+mod page_cache;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
@@ -12,6 +13,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use crate::StoreError;
+
+pub use page_cache::{FirstPageCache, FIRST_PAGE_TTL};
 
 /// A post as the feeds keep it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

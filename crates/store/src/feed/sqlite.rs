@@ -22,10 +22,6 @@ const INSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
     ON CONFLICT (uri) DO NOTHING RETURNING seq";
 // ?6 (indexed_at) is bound but unused: re-indexing keeps the first indexed_at.
-/// The most items a chronological page reads on the calling thread (getFeedSkeleton asks for at
-/// most 100); bigger pages go to the blocking pool.
-const INLINE_PAGE_MAX: usize = 100;
-
 const UPDATE_POST: &str = "UPDATE posts SET cid = ?2, author = ?3, rkey = ?4, created_at = ?5, \
         langs = ?7, text = ?8, reply_parent = ?9, reply_root = ?10, embed_kind = ?11, \
         hashtags = ?12, mentions = ?13, labels = ?14, repost_of = ?15 \
@@ -159,17 +155,12 @@ impl FeedStore for SqliteStore {
     ) -> Result<Vec<FeedItem>, StoreError> {
         let feed = clean_arg(feed).into_owned();
         let before = before_seq.unwrap_or(i64::MAX);
-        let inline = limit <= INLINE_PAGE_MAX;
         let limit = to_sql_count(limit);
-        let read = move |conn: &mut Connection, db: &str| {
+        self.blocking(Role::Read, move |conn, db| {
             items(conn, CHRONOLOGICAL, params![feed, before, limit])
                 .map_err(|e| query_error(db, "reading a chronological page", e))
-        };
-        if inline {
-            self.read_inline(read).await
-        } else {
-            self.blocking(Role::Read, read).await
-        }
+        })
+        .await
     }
 
     async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {
