@@ -8,14 +8,18 @@
 //! undelivered events and the source is slowed by the pipeline's bounded queues. Nothing is
 //! dropped, and a restart resumes from the last batch the broker took in full.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use skystream_pipeline::{Batch, Consumer, ConsumerError};
 use tracing::{info, warn};
@@ -68,17 +72,43 @@ pub fn producer_config(client: &[(String, String)]) -> ClientConfig {
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
-        .set("queue.buffering.max.messages", "200000");
+        .set("queue.buffering.max.messages", "200000")
+        // Statistics are how `KafkaSink::connect` learns that the producer has its id.
+        .set("statistics.interval.ms", "100");
     for (k, v) in client {
         c.set(k, v);
     }
     c
 }
 
+/// The producer's context: it keeps the idempotent producer's id from librdkafka's
+/// statistics (-1 until the broker has assigned one), which no other API exposes.
+#[derive(Clone)]
+struct SinkContext {
+    producer_id: Arc<AtomicI64>,
+}
+
+impl Default for SinkContext {
+    fn default() -> Self {
+        SinkContext {
+            producer_id: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+}
+
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(eos) = statistics.eos {
+            self.producer_id.store(eos.producer_id, Ordering::Release);
+        }
+    }
+}
+
 /// Publishes batches to Kafka.
 pub struct KafkaSink {
     cfg: SinkConfig,
-    producer: FutureProducer,
+    context: SinkContext,
+    producer: FutureProducer<SinkContext>,
     produced: u64,
 }
 
@@ -100,9 +130,11 @@ struct Failed {
 impl KafkaSink {
     /// Creates the producer (it connects lazily; a wrong setting fails here).
     pub fn new(cfg: SinkConfig) -> Result<Self, KafkaError> {
-        let producer = producer_config(&cfg.client).create()?;
+        let context = SinkContext::default();
+        let producer = producer_config(&cfg.client).create_with_context(context.clone())?;
         Ok(KafkaSink {
             cfg,
+            context,
             producer,
             produced: 0,
         })
@@ -111,8 +143,25 @@ impl KafkaSink {
     /// Connects before the first batch and returns the topic's partition count: the
     /// topic's metadata is fetched now, so a wrong address, topic or credentials fail at
     /// start-up with the broker's reason rather than as delivery timeouts half a minute into
-    /// the stream, and the first batch does not wait for the connection.
+    /// the stream; then it waits (within `timeout`) for the idempotent producer's id, which
+    /// librdkafka asks for again only every 500 ms when no broker was connected at the first
+    /// try, so the first batch does not wait for either.
     pub async fn connect(&self, timeout: Duration) -> Result<usize, KafkaError> {
+        let deadline = Instant::now() + timeout;
+        let partitions = self.fetch_topic(timeout).await?;
+        while self.context.producer_id.load(Ordering::Acquire) < 0 {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::OperationTimedOut,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(partitions)
+    }
+
+    /// The topic's partition count, from its metadata.
+    async fn fetch_topic(&self, timeout: Duration) -> Result<usize, KafkaError> {
         let producer = self.producer.clone();
         let topic = self.cfg.topic.clone();
         let metadata = tokio::task::spawn_blocking(move || {
@@ -258,7 +307,9 @@ impl Consumer for KafkaSink {
                 // A fatal error (e.g. the idempotent producer's sequence was lost) makes this
                 // producer unusable: start a fresh one and send the failed messages with it.
                 warn!(?code, %reason, "the Kafka producer hit a fatal error; creating a new one");
-                self.producer = producer_config(&self.cfg.client).create()?;
+                self.context = SinkContext::default();
+                self.producer =
+                    producer_config(&self.cfg.client).create_with_context(self.context.clone())?;
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.cfg.retry_max);
