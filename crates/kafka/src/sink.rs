@@ -145,7 +145,9 @@ impl KafkaSink {
     /// start-up with the broker's reason rather than as delivery timeouts half a minute into
     /// the stream; then it waits (within `timeout`) for the idempotent producer's id, which
     /// librdkafka asks for again only every 500 ms when no broker was connected at the first
-    /// try, so the first batch does not wait for either.
+    /// try, so the first batch does not wait for either. The id is read from librdkafka's
+    /// statistics, so a `statistics.interval.ms=0` passed as a client option makes this time
+    /// out (the sink still works).
     pub async fn connect(&self, timeout: Duration) -> Result<usize, KafkaError> {
         let deadline = Instant::now() + timeout;
         let partitions = self.fetch_topic(timeout).await?;

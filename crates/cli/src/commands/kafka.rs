@@ -235,7 +235,7 @@ pub async fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     match sink.connect(std::time::Duration::from_secs(15)).await {
         Ok(partitions) => info!(topic = %topic, partitions, "connected to Kafka"),
         Err(e) => warn!(topic = %topic, error = %e,
-            "cannot read the topic's metadata from Kafka yet (check --kafka-bootstrap-servers, --kafka-topic and the credentials); the sink keeps trying and holds the stream meanwhile"),
+            "cannot connect to Kafka yet: no metadata for the topic, or no producer id for the idempotent producer (check --kafka-bootstrap-servers, --kafka-topic and the credentials); the sink keeps trying and holds the stream meanwhile"),
     }
     let source = ingest::build_source(&spec, &args.ingest, false)?;
     // The cursor is this pipeline's (upstream → this topic), so it is kept apart from a
