@@ -170,6 +170,21 @@ fn main() {
         println!(
             "indexed {posts} post events into SQLite: {rate:.0} events/s ({took:.2?}, 2 feeds, batches of 1,024)"
         );
+        // Removing an account deletes its posts; SQLite finds them by scanning (there is no
+        // author index, which every insert paid for).
+        let started = Instant::now();
+        feed_store
+            .apply(vec![skystream_store::FeedWrite::SetAccountStatus {
+                did: format!("did:plc:{:024}", 4999),
+                status: skystream_store::AccountStatus::Removed,
+            }])
+            .await
+            .expect("remove an account");
+        println!(
+            "removing an account with {} of the {posts} posts from SQLite: {:.1} ms",
+            posts / 5000,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         let mut id = posts;
         if !http {
             return;

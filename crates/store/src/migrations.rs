@@ -5,7 +5,9 @@
 //! number. Never edit a migration that has shipped: databases that ran it will not run it again.
 //! Each migration runs in its own transaction, together with the insertion of its row in
 //! `schema_migrations (version, description, applied_at)`, so it is applied entirely or not at
-//! all, and re-running the list skips what a database already has.
+//! all, and re-running the list skips what a database already has. A SQLite migration whose
+//! first line is `-- skystream: foreign_keys off` (one that rebuilds a table) runs with foreign
+//! keys off, and they are checked before its commit.
 
 /// One step of the schema: the SQL that takes a database from `version - 1` to `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         description: "repost items",
         sql: include_str!("../migrations/sqlite/0004_repost_items.sql"),
     },
+    Migration {
+        version: 5,
+        description: "time-ordered keys",
+        sql: include_str!("../migrations/sqlite/0005_time_ordered_keys.sql"),
+    },
 ];
 
 /// The PostgreSQL schema: the same versions and tables as [`SQLITE_MIGRATIONS`], in
@@ -65,12 +72,17 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         description: "repost items",
         sql: include_str!("../migrations/postgres/0004_repost_items.sql"),
     },
+    Migration {
+        version: 5,
+        description: "time-ordered keys",
+        sql: include_str!("../migrations/postgres/0005_time_ordered_keys.sql"),
+    },
 ];
 
 /// The schema version this build of skystream writes and expects. A database at a higher
 /// version was migrated by a newer skystream and is refused with a
 /// [`Migration`](crate::StoreErrorKind::Migration) error rather than used half-understood.
-pub const LATEST_SCHEMA_VERSION: u32 = 4;
+pub const LATEST_SCHEMA_VERSION: u32 = 5;
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

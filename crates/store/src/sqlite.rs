@@ -392,21 +392,22 @@ fn migrate(conn: &mut Connection, db: &str) -> Result<MigrationReport, StoreErro
             "migration {} ({})",
             migration.version, migration.description
         );
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| fail(&step, e))?;
-        // Another process may have applied it between the check and the lock.
-        if is_applied(&tx, migration.version).map_err(|e| fail(&step, e))? {
+        // A migration that rebuilds a table runs with foreign keys off (dropping the old table
+        // would otherwise cascade into its children); they are checked before the commit. The
+        // pragma has no effect inside a transaction, so it is set around it.
+        let fk_off = migration.sql.starts_with(FOREIGN_KEYS_OFF);
+        if fk_off {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .map_err(|e| fail(&step, e))?;
+        }
+        let result = apply_migration(conn, migration, fk_off);
+        if fk_off {
+            conn.execute_batch("PRAGMA foreign_keys = ON")
+                .map_err(|e| fail(&step, e))?;
+        }
+        if !result.map_err(|e| fail(&step, e))? {
             continue;
         }
-        tx.execute_batch(migration.sql)
-            .map_err(|e| fail(&step, e))?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
-            params![migration.version, migration.description, now_unix_ms()],
-        )
-        .map_err(|e| fail(&step, e))?;
-        tx.commit().map_err(|e| fail(&step, e))?;
         applied.push(migration.version);
     }
     let to_version = schema_version(conn).map_err(|e| fail("reading the schema version", e))?;
@@ -415,6 +416,41 @@ fn migrate(conn: &mut Connection, db: &str) -> Result<MigrationReport, StoreErro
         to_version,
         applied,
     })
+}
+
+/// The first line of a migration that must run with foreign keys off.
+const FOREIGN_KEYS_OFF: &str = "-- skystream: foreign_keys off";
+
+/// Runs one migration in its own transaction; `false` when another process applied it first.
+fn apply_migration(
+    conn: &mut Connection,
+    migration: &crate::migrations::Migration,
+    check_foreign_keys: bool,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have applied it between the check and the lock.
+    if is_applied(&tx, migration.version)? {
+        return Ok(false);
+    }
+    tx.execute_batch(migration.sql)?;
+    if check_foreign_keys {
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                Some(format!("{broken} rows would break a foreign key")),
+            ));
+        }
+    }
+    tx.execute(
+        "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+        params![migration.version, migration.description, now_unix_ms()],
+    )?;
+    tx.commit()?;
+    Ok(true)
 }
 
 fn is_applied(conn: &Connection, version: u32) -> rusqlite::Result<bool> {

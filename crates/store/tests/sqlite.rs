@@ -300,8 +300,8 @@ async fn feed_tables_have_their_constraints() {
         ),
         (
             "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, langs, text, \
-             hashtags, mentions, labels, like_count) \
-             VALUES ('u', 'c', 'a', 'r', 0, 0, '[]', '', '[]', '[]', '[]', -1)",
+             hashtags, mentions, labels, like_count, uri_key) \
+             VALUES ('u', 'c', 'a', 'r', 0, 0, '[]', '', '[]', '[]', '[]', -1, 'u')",
             "CHECK",
         ),
     ] {
@@ -374,4 +374,103 @@ async fn survives_kill_9() {
         saved == last_seen || saved == last_seen + 1,
         "reported {last_seen}, found {saved}"
     );
+}
+
+/// A database at version 4 with posts, memberships and likes moves to version 5 (the posts
+/// table rebuilt around time-ordered keys) with its data, its foreign keys and its sequence.
+#[tokio::test]
+async fn version_5_rebuilds_posts_and_keeps_everything() {
+    use skystream_store::{FeedStore, FeedWrite, Membership, PostRow, SQLITE_MIGRATIONS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; CREATE TABLE schema_migrations (version INTEGER NOT NULL \
+             PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;",
+        )
+        .unwrap();
+        for m in SQLITE_MIGRATIONS.iter().filter(|m| m.version <= 4) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![m.version, m.description],
+            )
+            .unwrap();
+        }
+        for (seq, rkey) in [(1, "3ka"), (2, "3kb"), (3, "3kc")] {
+            conn.execute(
+                "INSERT INTO posts (seq, uri, cid, author, rkey, created_at, indexed_at, langs, \
+                 text, hashtags, mentions, labels) VALUES (?1, ?2, 'c', 'did:plc:a', ?3, 0, ?1, \
+                 '[]', 'hei', '[]', '[]', '[]')",
+                rusqlite::params![
+                    seq,
+                    format!("at://did:plc:a/app.bsky.feed.post/{rkey}"),
+                    rkey
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO feed_items (feed, post_seq, score, min_likes, indexed_at) \
+                 VALUES ('f', ?1, 0.0, 0, ?1)",
+                [seq],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO likes (uri, post_seq) VALUES ('at://did:plc:b/app.bsky.feed.like/1', 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE posts SET like_count = 1 WHERE seq = 1", [])
+            .unwrap();
+        // The newest post goes: its seq must not come back.
+        conn.execute("DELETE FROM posts WHERE seq = 3", []).unwrap();
+    }
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(store.opened_with().applied, [5]);
+    let a = "at://did:plc:a/app.bsky.feed.post/3ka";
+    let (row, likes, _) = store.post(a).await.unwrap().unwrap();
+    assert_eq!((row.text.as_str(), likes), ("hei", 1));
+    let page = store.chronological_page("f", None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|i| i.seq).collect::<Vec<_>>(),
+        [2, 1],
+        "memberships kept, the cascade of seq 3 too"
+    );
+    store
+        .apply(vec![FeedWrite::UpsertPost {
+            post: PostRow {
+                uri: "at://did:plc:a/app.bsky.feed.post/3kd".into(),
+                author: "did:plc:a".into(),
+                rkey: "3kd".into(),
+                ..PostRow::default()
+            },
+            feeds: vec![Membership {
+                feed: "f".into(),
+                score: 0.0,
+                min_likes: 0,
+            }],
+        }])
+        .await
+        .unwrap();
+    let top = store.chronological_page("f", None, 1).await.unwrap();
+    assert_eq!(
+        top[0].seq, 4,
+        "the sequence goes on after the highest seq ever used"
+    );
+    // Deleting a post still cascades to its memberships and likes.
+    store
+        .apply(vec![FeedWrite::DeletePost { uri: a.into() }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.chronological_page("f", None, 10).await.unwrap().len(),
+        2
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let likes: i64 = conn
+        .query_row("SELECT COUNT(*) FROM likes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(likes, 0);
 }

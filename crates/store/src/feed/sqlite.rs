@@ -13,29 +13,70 @@ use super::{
 use crate::sqlite::{query_error, Role};
 use crate::{now_unix_ms, SqliteStore, StoreError};
 
+/// The record key of the uri in `$x` (its last segment), as SQL: posts are looked up by
+/// `(uri_key, uri)`, an index ordered by time for TID record keys (see migration 5).
+macro_rules! key_of {
+    ($x:literal) => {
+        concat!(
+            "substr(",
+            $x,
+            ", length(rtrim(",
+            $x,
+            ", replace(",
+            $x,
+            ", '/', ''))) + 1)"
+        )
+    };
+}
+/// `WHERE`-clause text finding the post whose uri is `$x`.
+macro_rules! post_is {
+    ($alias:literal, $x:literal) => {
+        concat!(
+            $alias,
+            "uri_key = ",
+            key_of!($x),
+            " AND ",
+            $alias,
+            "uri = ",
+            $x
+        )
+    };
+}
+
 // A post is inserted, or, when its uri is already stored (a replay, an edit), updated in
 // place: two statements rather than one upsert so that the common case, a new post, skips
 // clearing memberships it cannot have.
-const INSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, \
-        langs, text, reply_parent, reply_root, embed_kind, hashtags, mentions, labels, \
-        repost_of) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-    ON CONFLICT (uri) DO NOTHING RETURNING seq";
+const INSERT_POST: &str = concat!(
+    "INSERT INTO posts (uri, cid, author, rkey, created_at, indexed_at, langs, text, \
+        reply_parent, reply_root, embed_kind, hashtags, mentions, labels, repost_of, uri_key) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ",
+    key_of!("?1"),
+    ") ON CONFLICT (uri_key, uri) DO NOTHING RETURNING seq"
+);
 // ?6 (indexed_at) is bound but unused: re-indexing keeps the first indexed_at.
-const UPDATE_POST: &str = "UPDATE posts SET cid = ?2, author = ?3, rkey = ?4, created_at = ?5, \
+const UPDATE_POST: &str = concat!(
+    "UPDATE posts SET cid = ?2, author = ?3, rkey = ?4, created_at = ?5, \
         langs = ?7, text = ?8, reply_parent = ?9, reply_root = ?10, embed_kind = ?11, \
-        hashtags = ?12, mentions = ?13, labels = ?14, repost_of = ?15 \
-    WHERE uri = ?1 RETURNING seq, indexed_at";
+        hashtags = ?12, mentions = ?13, labels = ?14, repost_of = ?15 WHERE ",
+    post_is!("", "?1"),
+    " RETURNING seq, indexed_at"
+);
 const CLEAR_MEMBERSHIPS: &str = "DELETE FROM feed_items WHERE post_seq = ?1";
 const ADD_MEMBERSHIP: &str = "INSERT INTO feed_items (feed, post_seq, score, min_likes, \
         indexed_at) VALUES (?1, ?2, ?3, ?4, ?5) \
     ON CONFLICT (feed, post_seq) DO UPDATE SET score = excluded.score, \
         min_likes = excluded.min_likes";
-const DELETE_POST: &str = "DELETE FROM posts WHERE uri = ?1";
+const DELETE_POST: &str = concat!("DELETE FROM posts WHERE ", post_is!("", "?1"));
 const DELETE_REPOST_ITEMS: &str = "DELETE FROM posts WHERE repost_of = ?1";
-const DELETE_AUTHOR_POSTS: &str = "DELETE FROM posts WHERE author = ?1";
-const SET_SCORE: &str = "UPDATE feed_items SET score = ?1 \
-    WHERE feed = ?2 AND post_seq = (SELECT seq FROM posts WHERE uri = ?3)";
+// There is no index on author (every insert would land at a random place in it): removing an
+// account scans posts (once per batch, see `Removals`), which removals are rare enough to afford.
+const DELETE_AUTHORS_POSTS: &str =
+    "DELETE FROM posts WHERE author IN (SELECT value FROM json_each(?1))";
+const SET_SCORE: &str = concat!(
+    "UPDATE feed_items SET score = ?1 WHERE feed = ?2 AND post_seq = (SELECT seq FROM posts WHERE ",
+    post_is!("", "?3"),
+    ")"
+);
 const ACTIVATE: &str = "DELETE FROM accounts WHERE did = ?1";
 const HIDE: &str = "INSERT INTO accounts (did, status, updated_at) VALUES (?1, ?2, ?3) \
     ON CONFLICT (did) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at";
@@ -53,8 +94,11 @@ struct Engagement {
 }
 
 const LIKES: Engagement = Engagement {
-    add: "INSERT INTO likes (uri, post_seq) SELECT ?1, seq FROM posts WHERE uri = ?2 \
-        ON CONFLICT (uri) DO NOTHING RETURNING post_seq",
+    add: concat!(
+        "INSERT INTO likes (uri, post_seq) SELECT ?1, seq FROM posts WHERE ",
+        post_is!("", "?2"),
+        " ON CONFLICT (uri) DO NOTHING RETURNING post_seq"
+    ),
     remove: "DELETE FROM likes WHERE uri = ?1 RETURNING post_seq",
     remove_range: "DELETE FROM likes WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
     increment: "UPDATE posts SET like_count = like_count + 1 WHERE seq = ?1",
@@ -62,8 +106,11 @@ const LIKES: Engagement = Engagement {
 };
 
 const REPOSTS: Engagement = Engagement {
-    add: "INSERT INTO reposts (uri, post_seq) SELECT ?1, seq FROM posts WHERE uri = ?2 \
-        ON CONFLICT (uri) DO NOTHING RETURNING post_seq",
+    add: concat!(
+        "INSERT INTO reposts (uri, post_seq) SELECT ?1, seq FROM posts WHERE ",
+        post_is!("", "?2"),
+        " ON CONFLICT (uri) DO NOTHING RETURNING post_seq"
+    ),
     remove: "DELETE FROM reposts WHERE uri = ?1 RETURNING post_seq",
     remove_range: "DELETE FROM reposts WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
     increment: "UPDATE posts SET repost_count = repost_count + 1 WHERE seq = ?1",
@@ -75,16 +122,22 @@ const REPOSTS: Engagement = Engagement {
 // feed page's CPU); an expression is not planned on.
 // CROSS JOIN makes SQLite walk feed_items first, in index order, whatever its statistics say.
 // A repost item shows the reposted post, with its counts when it is stored.
-const CHRONOLOGICAL: &str = "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), fi.score, \
+const CHRONOLOGICAL: &str = concat!(
+    "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), fi.score, \
         CASE WHEN p.repost_of IS NULL THEN p.like_count ELSE COALESCE( \
-            (SELECT s.like_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+            (SELECT s.like_count FROM posts AS s WHERE ",
+    post_is!("s.", "p.repost_of"),
+    "), 0) END, \
         CASE WHEN p.repost_of IS NULL THEN p.repost_count ELSE COALESCE( \
-            (SELECT s.repost_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
+            (SELECT s.repost_count FROM posts AS s WHERE ",
+    post_is!("s.", "p.repost_of"),
+    "), 0) END, \
         fi.indexed_at, CASE WHEN p.repost_of IS NOT NULL THEN p.uri END \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
     WHERE fi.feed = ?1 AND fi.post_seq < ?2 AND p.like_count >= fi.min_likes \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
-    ORDER BY fi.post_seq DESC LIMIT ?3 + 0";
+    ORDER BY fi.post_seq DESC LIMIT ?3 + 0"
+);
 const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
         fi.indexed_at, NULL \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
@@ -96,13 +149,17 @@ const RECENT: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repos
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
     WHERE fi.feed = ?1 AND fi.indexed_at >= ?2 AND p.repost_of IS NULL \
     ORDER BY fi.indexed_at DESC, fi.post_seq DESC LIMIT ?3 + 0";
-const LIVE_POSTS: &str = "SELECT p.uri FROM posts AS p \
-    WHERE p.uri IN (SELECT value FROM json_each(?1)) \
-        AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author)";
-const POST: &str = "SELECT uri, cid, author, rkey, created_at, indexed_at, langs, text, \
+const LIVE_POSTS: &str = concat!(
+    "SELECT p.uri FROM json_each(?1) AS j JOIN posts AS p ON ",
+    post_is!("p.", "j.value"),
+    " WHERE NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author)"
+);
+const POST: &str = concat!(
+    "SELECT uri, cid, author, rkey, created_at, indexed_at, langs, text, \
         reply_parent, reply_root, embed_kind, hashtags, mentions, labels, like_count, \
-        repost_count, repost_of \
-    FROM posts WHERE uri = ?1";
+        repost_count, repost_of FROM posts WHERE ",
+    post_is!("", "?1")
+);
 const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (id, feed, uris, created_at) \
     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET feed = excluded.feed, \
         uris = excluded.uris, created_at = excluded.created_at";
@@ -134,14 +191,18 @@ impl FeedStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| fail("starting the transaction", e))?;
+            let mut removed = Removals::default();
             for (i, write) in writes.iter().enumerate() {
-                apply_one(&tx, write, now).map_err(|e| {
+                apply_one(&tx, write, now, &mut removed).map_err(|e| {
                     fail(
                         &format!("write {} of {total}, {}", i + 1, write.kind_str()),
                         e,
                     )
                 })?;
             }
+            removed
+                .flush(&tx)
+                .map_err(|e| fail("deleting removed accounts' posts", e))?;
             tx.commit().map_err(|e| fail("committing", e))
         })
         .await
@@ -305,7 +366,34 @@ impl FeedStore for SqliteStore {
     }
 }
 
-fn apply_one(tx: &Transaction<'_>, write: &FeedWrite, now: i64) -> rusqlite::Result<()> {
+/// Accounts removed in a batch whose posts are not deleted yet. Without an author index each
+/// deletion is a scan of posts, so a batch's removals (a wave of takedowns) share one scan,
+/// made before anything that it would change (a post by one of them) and at the end.
+#[derive(Default)]
+struct Removals(Vec<String>);
+
+impl Removals {
+    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        if !self.0.is_empty() {
+            tx.prepare_cached(DELETE_AUTHORS_POSTS)?
+                .execute([to_json(&self.0)])?;
+            self.0.clear();
+        }
+        Ok(())
+    }
+}
+
+fn apply_one(
+    tx: &Transaction<'_>,
+    write: &FeedWrite,
+    now: i64,
+    removed: &mut Removals,
+) -> rusqlite::Result<()> {
+    if let FeedWrite::UpsertPost { post, .. } = write {
+        if removed.0.contains(&post.author) {
+            removed.flush(tx)?;
+        }
+    }
     match write {
         FeedWrite::UpsertPost { post, feeds } => {
             if feeds.is_empty() {
@@ -370,7 +458,7 @@ fn apply_one(tx: &Transaction<'_>, write: &FeedWrite, now: i64) -> rusqlite::Res
                 tx.prepare_cached(HIDE)?
                     .execute(params![did, status.as_str(), now])?;
                 if *status == AccountStatus::Removed {
-                    tx.prepare_cached(DELETE_AUTHOR_POSTS)?.execute([did])?;
+                    removed.0.push(did.clone());
                     let (lo, hi) = record_uri_range(did);
                     for kind in [&LIKES, &REPOSTS] {
                         let seqs: Vec<i64> = tx
@@ -575,7 +663,33 @@ mod tests {
         assert!(!all.contains("TEMP B-TREE"), "{all}");
         for (sql, params) in [
             (PRUNE_MEMBERSHIPS, params!["f", 0].to_vec()),
-            (DELETE_AUTHOR_POSTS, params!["did:plc:a"].to_vec()),
+            (
+                POST,
+                params!["at://did:plc:a/app.bsky.feed.post/1"].to_vec(),
+            ),
+            (DELETE_POST, params!["u"].to_vec()),
+            (LIKES.add, params!["l", "u"].to_vec()),
+            (
+                UPDATE_POST,
+                params![
+                    "u",
+                    "c",
+                    "a",
+                    "r",
+                    1,
+                    2,
+                    "[]",
+                    "t",
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    "[]",
+                    "[]",
+                    "[]",
+                    None::<String>
+                ]
+                .to_vec(),
+            ),
             (LIKES.remove_range, params!["a", "b"].to_vec()),
             (REPOSTS.remove, params!["a"].to_vec()),
             (LIVE_POSTS, params!["[]"].to_vec()),
