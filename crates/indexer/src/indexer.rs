@@ -153,18 +153,19 @@ fn repost_row(
     }
 }
 
-/// The record's `createdAt` in Unix seconds, never later than `now_ms`.
-fn created_seconds(record: &Option<Value<'static>>, now_ms: i64) -> f64 {
+/// A record's `createdAt` (Unix microseconds) in Unix seconds: now when it is missing, and
+/// never later than now, so a `createdAt` in the future cannot rank an item up.
+fn created_seconds(created_us: Option<i64>, now_ms: i64) -> f64 {
     let now_s = now_ms as f64 / 1000.0;
-    record
-        .as_ref()
-        .and_then(|r| r.get("createdAt")?.as_str())
-        .and_then(|s| {
-            skystream_syntax::Datetime::parse(s)
-                .ok()?
-                .timestamp_micros()
-        })
-        .map_or(now_s, |us| (us as f64 / 1e6).min(now_s))
+    created_us.map_or(now_s, |us| (us as f64 / 1e6).min(now_s))
+}
+
+/// A record's `createdAt` in Unix microseconds, when it has a valid one.
+fn record_created_micros(record: &Option<Value<'static>>) -> Option<i64> {
+    let at = record.as_ref()?.get("createdAt")?.as_str()?;
+    skystream_syntax::Datetime::parse(at)
+        .ok()?
+        .timestamp_micros()
 }
 
 fn subject_uri(record: &Option<Value<'static>>) -> Option<String> {
@@ -203,12 +204,7 @@ impl Indexer {
                 (POST, OpAction::Create | OpAction::Update) => {
                     let Some(record) = &op.record else { continue };
                     let post = PostFeatures::from_record(&c.did, &op.rkey, record);
-                    // A createdAt in the future cannot rank a post up.
-                    let created_s = post
-                        .created_at_micros()
-                        .map(|us| us as f64 / 1e6)
-                        .unwrap_or(now as f64 / 1000.0)
-                        .min(now as f64 / 1000.0);
+                    let created_s = created_seconds(post.created_at_micros(), now);
                     let cid = op.cid.map(|c| c.to_string()).unwrap_or_default();
                     let (likes, reposts) = window
                         .get_mut(&uri)
@@ -276,7 +272,7 @@ impl Indexer {
                         let known = window.get_mut(&subject);
                         let likes = known.as_ref().map_or(0, |p| p.likes);
                         let features = known.map(|p| Arc::clone(&p.features));
-                        let created_s = created_seconds(&op.record, now);
+                        let created_s = created_seconds(record_created_micros(&op.record), now);
                         let members = repost_memberships(
                             feeds,
                             &c.did,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use skystream_event::{Account, Commit, Event, EventKind, Op, OpAction, Origin};
 use skystream_feeds::Config;
-use skystream_indexer::{FeedSet, Indexer, RecentWindow};
+use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
 use skystream_pipeline::{Batch, Consumer, Envelope};
 use skystream_store::{FeedStore, MemoryStore};
 
@@ -109,19 +109,26 @@ async fn items(store: &MemoryStore, feed: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn posts_likes_deletes_and_accounts() {
-    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
+/// An indexer over a fresh memory store with the feeds of `toml`; the feeds handle is for
+/// reloading.
+fn indexer_for(toml: &str) -> (MemoryStore, SharedFeeds, Indexer) {
+    let config = Config::from_toml_str(toml, "test.toml").expect("config");
     let store = MemoryStore::new();
-    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
+    let feeds: SharedFeeds = Arc::new(RwLock::new(Arc::new(FeedSet {
         version: 0,
         feeds: config.feeds,
     })));
-    let mut idx = Indexer::new(
+    let idx = Indexer::new(
         Arc::new(store.clone()),
-        feeds,
+        feeds.clone(),
         Arc::new(Mutex::new(RecentWindow::new(1000))),
     );
+    (store, feeds, idx)
+}
+
+#[tokio::test]
+async fn posts_likes_deletes_and_accounts() {
+    let (store, _, mut idx) = indexer_for(CONFIG);
     let (a, b) = (
         "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
         "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb",
@@ -241,17 +248,7 @@ async fn posts_likes_deletes_and_accounts() {
 
 #[tokio::test]
 async fn a_reload_reevaluates_recent_posts() {
-    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
-    let store = MemoryStore::new();
-    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
-        version: 0,
-        feeds: config.feeds,
-    })));
-    let mut idx = Indexer::new(
-        Arc::new(store.clone()),
-        feeds.clone(),
-        Arc::new(Mutex::new(RecentWindow::new(1000))),
-    );
+    let (store, feeds, mut idx) = indexer_for(CONFIG);
     let a = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
     idx.handle(&Batch {
         id: 1,
@@ -301,9 +298,8 @@ async fn reposts_become_items_of_the_feeds_that_take_them() {
         "did:plc:ffffffffffffffffffffffff",
         "did:plc:oooooooooooooooooooooooo",
     );
-    let config = Config::from_toml_str(
-        &format!(
-            r#"
+    let (store, _, mut idx) = indexer_for(&format!(
+        r#"
 [[feed]]
 id = "fan"
 display_name = "The fan"
@@ -321,20 +317,7 @@ id = "plain"
 display_name = "Norsk, no reposts"
 languages = ["nb"]
 "#
-        ),
-        "test.toml",
-    )
-    .expect("config");
-    let store = MemoryStore::new();
-    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
-        version: 0,
-        feeds: config.feeds,
-    })));
-    let mut idx = Indexer::new(
-        Arc::new(store.clone()),
-        feeds,
-        Arc::new(Mutex::new(RecentWindow::new(1000))),
-    );
+    ));
     let norsk = format!("at://{author}/app.bsky.feed.post/3knorsk");
     let old = format!("at://{author}/app.bsky.feed.post/3kold");
     let fan_repost = |rkey: &str| format!("at://{fan}/app.bsky.feed.repost/{rkey}");
@@ -417,17 +400,7 @@ languages = ["nb"]
 
 #[tokio::test]
 async fn a_large_batch_lands_whole_and_in_order() {
-    let config = Config::from_toml_str(CONFIG, "test.toml").expect("config");
-    let store = MemoryStore::new();
-    let feeds = Arc::new(RwLock::new(Arc::new(FeedSet {
-        version: 0,
-        feeds: config.feeds,
-    })));
-    let mut idx = Indexer::new(
-        Arc::new(store.clone()),
-        feeds,
-        Arc::new(Mutex::new(RecentWindow::new(1000))),
-    );
+    let (store, _, mut idx) = indexer_for(CONFIG);
     let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
     let events: Vec<Envelope> = (0..1000u64)
         .map(|i| {
