@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use skystream_identity::{
     CachingResolver, HttpResolver, HttpResolverConfig, MemoryDirectory, Resolver,
 };
+#[cfg(feature = "kafka")]
 use skystream_kafka::{KafkaSource, KafkaSourceConfig};
 use skystream_pipeline::{
     Consumer, ConsumerError, CursorSink, Pipeline, PipelineConfig, PipelineSummary,
@@ -114,6 +115,7 @@ pub fn build_source(
             Box::new(FileSource::new(path.clone(), pace, keep_raw))
         }
         SourceSpec::Simulate { rate } => Box::new(SimulateSource::new(*rate, keep_raw)),
+        #[cfg(feature = "kafka")]
         SourceSpec::Kafka {
             brokers,
             topic,
@@ -126,6 +128,11 @@ pub fn build_source(
             client: options.clone(),
             backoff_max: args.backoff_max,
         })),
+        #[cfg(not(feature = "kafka"))]
+        SourceSpec::Kafka { .. } => anyhow::bail!(
+            "this skystream was built without Kafka support; rebuild it with the kafka feature \
+             (the default: cargo install --path crates/cli)"
+        ),
     })
 }
 
@@ -249,16 +256,11 @@ pub async fn run_from(
         shutdown: stop.clone(),
     };
     let end = source.run(start, ctx).await;
-    let summary = match tokio::time::timeout(SHUTDOWN_GRACE, handle.finish()).await {
-        Ok(s) => s,
-        Err(_) => {
-            warn!(
-                "the pipeline did not drain within {:?}; exiting with the last saved cursor",
-                SHUTDOWN_GRACE
-            );
-            anyhow::bail!("shutdown timed out; the saved cursor is still safe to resume from");
-        }
-    };
+    // The end of a file drains without a deadline; only a signal bounds the drain.
+    let summary = handle.drain(&stop, SHUTDOWN_GRACE).await.map_err(|e| {
+        warn!("{e}");
+        anyhow::Error::from(e)
+    })?;
     info!(source = %key, events = summary.events, cursor = ?summary.cursor, end = ?end, "stopped");
     Ok(RunOutcome { end, summary })
 }

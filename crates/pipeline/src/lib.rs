@@ -17,7 +17,8 @@ mod tracker;
 
 pub use consumer::{Consumer, ConsumerError, CursorSink, MemoryCursorSink};
 pub use run::{
-    Pipeline, PipelineConfig, PipelineHandle, PipelineInput, PipelineSummary, RUN_EVENTS,
+    DrainTimedOut, Pipeline, PipelineConfig, PipelineHandle, PipelineInput, PipelineSummary,
+    RUN_EVENTS,
 };
 pub use tracker::CursorTracker;
 

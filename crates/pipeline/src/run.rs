@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::consumer::{Consumer, CursorSink};
@@ -228,7 +229,34 @@ impl PipelineHandle {
             cursor,
         }
     }
+
+    /// [`finish`](Self::finish) after the source has stopped: the end of a finite input drains
+    /// without a deadline (every event it delivered is handled and the last cursor saved),
+    /// while a shutdown request (`stop`, before or during the drain) gives the rest at most
+    /// `grace`. A timed-out drain leaves the saved cursor where the handled events put it.
+    pub async fn drain(
+        self,
+        stop: &CancellationToken,
+        grace: Duration,
+    ) -> Result<PipelineSummary, DrainTimedOut> {
+        let finish = self.finish();
+        tokio::pin!(finish);
+        if !stop.is_cancelled() {
+            tokio::select! {
+                summary = &mut finish => return Ok(summary),
+                () = stop.cancelled() => {}
+            }
+        }
+        tokio::time::timeout(grace, finish)
+            .await
+            .map_err(|_| DrainTimedOut(grace))
+    }
 }
+
+/// A shutdown's drain took longer than its grace.
+#[derive(Debug, thiserror::Error)]
+#[error("shutdown timed out: the pipeline did not drain within {0:?}; the saved cursor is still safe to resume from")]
+pub struct DrainTimedOut(pub Duration);
 
 async fn run_batcher(
     mut rx: mpsc::Receiver<Vec<Envelope>>,

@@ -212,3 +212,72 @@ async fn events_without_a_cursor_do_not_move_it() {
     assert_eq!(handle.finish().await.cursor, Some(5));
     assert_eq!(sink.last("test"), None, "nothing new to save");
 }
+
+/// The end of a finite input (a capture file) is not a shutdown: however long the consumers
+/// take, every event the source delivered is handled and the last cursor saved. Before the
+/// drain knew the difference, the end of a file got the shutdown's 10 s and a slow store lost
+/// the rest (`ingest --source file:` into PostgreSQL exited 2 with 257,536 of 300,000 posts).
+/// Time is paused, so the grace runs out long before the consumer is done unless the drain
+/// ignores it.
+#[tokio::test(start_paused = true)]
+async fn the_end_of_the_input_drains_without_a_deadline() {
+    let (slow, seen, _) = recorder("slow", 50, 0);
+    let sink = MemoryCursorSink::new();
+    let (input, handle) = Pipeline::start(
+        fast(),
+        "test",
+        None,
+        vec![Box::new(slow)],
+        Arc::new(sink.clone()),
+    );
+    for c in 1..=500 {
+        input.send(event(c)).await.expect("open");
+    }
+    drop(input);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let summary = handle
+        .drain(&stop, Duration::from_millis(10))
+        .await
+        .expect("the end of the input has no deadline");
+    assert_eq!(seen.lock().expect("lock").len(), 500);
+    assert_eq!(summary.cursor, Some(500));
+    assert_eq!(sink.last("test"), Some(500));
+}
+
+/// A shutdown request that comes while the end of the input drains bounds what is left by the
+/// grace, and the cursor saved is still one every consumer reached.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_the_drain_is_bounded_by_the_grace() {
+    let (slow, _, handled) = recorder("slow", 1_000, 0);
+    let sink = MemoryCursorSink::new();
+    let (input, handle) = Pipeline::start(
+        fast(),
+        "test",
+        None,
+        vec![Box::new(slow)],
+        Arc::new(sink.clone()),
+    );
+    for c in 1..=100 {
+        input.send(event(c)).await.expect("open");
+    }
+    drop(input);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        cancel.cancel();
+    });
+    let started = tokio::time::Instant::now();
+    let err = handle
+        .drain(&stop, Duration::from_millis(300))
+        .await
+        .expect_err("100 events at 1 s a batch outlast the grace");
+    assert_eq!(err.0, Duration::from_millis(300));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2_800) && took < Duration::from_millis(2_900),
+        "{took:?}"
+    );
+    let saved = sink.last("test").unwrap_or(0);
+    assert!(saved <= handled.load(Ordering::SeqCst), "saved {saved}");
+}
