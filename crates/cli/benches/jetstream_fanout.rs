@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const DICT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zstd/jetstream-v1.zdict"
+    "/../../testdata/zstd/jetstream-v1.zdict"
 );
 const RATE: u64 = 2_000;
 const WARMUP: Duration = Duration::from_secs(5);

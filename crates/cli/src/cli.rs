@@ -41,6 +41,9 @@ pub enum LogFormat {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented skystream.toml to start from (the example feeds, your hostname,
+    /// publisher, source, database and auth), then print the next steps. Never overwrites.
+    Init(InitArgs),
     /// Summarise a capture file: frames by type, operations, collections, decode errors and,
     /// with --verify, signature and prevData checks.
     Inspect(InspectArgs),
@@ -66,6 +69,7 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Publish the firehose to Kafka (or Event Hubs / Fabric) as CloudEvents; the cursor moves
     /// only past events the broker acknowledged.
+    #[cfg(feature = "kafka")]
     Kafka(KafkaArgs),
     /// Serve a Jetstream v1 compatible /subscribe from a source, with a durable replay log and
     /// the informCursorSeconds cursor heartbeat.
@@ -247,6 +251,7 @@ pub struct ServeArgs {
 }
 
 /// CloudEvents layouts for `kafka --content-mode`.
+#[cfg(feature = "kafka")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ContentModeArg {
     /// The whole CloudEvent as a JSON object in the message value.
@@ -257,6 +262,7 @@ pub enum ContentModeArg {
 
 /// `skystream kafka`. The seed bridge's environment variables are read as fallbacks when the
 /// `SKYSTREAM_*` one is unset (see `kafka::seed_env`).
+#[cfg(feature = "kafka")]
 #[derive(Debug, Args)]
 pub struct KafkaArgs {
     /// Source, database, metrics and timers (default source: relay:wss://bsky.network).
@@ -323,6 +329,55 @@ pub struct KafkaArgs {
     /// Stop after this many events.
     #[arg(long, env = "SKYSTREAM_MAX_EVENTS")]
     pub max_events: Option<u64>,
+}
+
+/// `skystream init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the config; an existing file is never replaced.
+    #[arg(
+        long,
+        env = "SKYSTREAM_CONFIG",
+        value_name = "FILE",
+        default_value = "skystream.toml"
+    )]
+    pub config: PathBuf,
+    /// The public hostname the feed generator answers on; its DID is did:web:{hostname}.
+    #[arg(long, env = "SKYSTREAM_HOSTNAME", default_value = "localhost")]
+    pub hostname: String,
+    /// The DID of the account whose repository will hold the feed records (`publish` fills
+    /// it in when it is not given).
+    #[arg(long, env = "SKYSTREAM_PUBLISHER_DID", value_name = "DID")]
+    pub publisher_did: Option<String>,
+    /// Where posts come from, as --source takes it (default: the public Jetstream hosts).
+    #[arg(long, env = "SKYSTREAM_SOURCE", value_name = "SPEC")]
+    pub source: Option<String>,
+    /// Where the index and the cursor are kept: sqlite:PATH or postgres://USER@HOST/DATABASE.
+    #[arg(
+        long,
+        env = "SKYSTREAM_DATABASE",
+        default_value = "sqlite:skystream.db",
+        value_name = "URL"
+    )]
+    pub database: String,
+    /// The address to listen on (default 0.0.0.0:3000).
+    #[arg(long, env = "SKYSTREAM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Requester auth for every feed: off, optional (a token is checked when sent) or
+    /// required.
+    #[arg(long, env = "SKYSTREAM_AUTH", value_enum, default_value = "off")]
+    pub auth: AuthArg,
+}
+
+/// Requester auth, as `init --auth` sets it on each feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// No token is asked for.
+    Off,
+    /// A token is checked when one is sent.
+    Optional,
+    /// Every request needs a valid token.
+    Required,
 }
 
 /// `skystream publish` and `unpublish`.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     init_logging(&args);
     let result = match &args.command {
+        cli::Command::Init(a) => commands::init::run(a),
         cli::Command::Inspect(a) => commands::inspect::run(a),
         cli::Command::Convert(a) => commands::convert::run(a),
         cli::Command::Record(a) => block_on(commands::record::run(a)),
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Unpublish(a) => block_on(commands::publish::unpublish(a)),
         cli::Command::Verify(a) => block_on(commands::publish::verify(a)),
         cli::Command::Backfill(a) => block_on(commands::backfill::run(a)),
+        #[cfg(feature = "kafka")]
         cli::Command::Kafka(a) => block_on(commands::kafka::run(a)),
         cli::Command::Jetstream(a) => block_on(commands::jetstream::run(a)),
     };

@@ -4,10 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 
 fn skystream(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skystream"))

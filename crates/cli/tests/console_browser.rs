@@ -10,7 +10,8 @@
 //!
 //! Chromium is `SKYSTREAM_CHROMIUM` (default `/usr/bin/chromium`), playwright-core is found in
 //! `SKYSTREAM_BROWSER_PEER` (default `~/.cache/skystream/peers/browser`), node is on the PATH.
-//! Without them the test is skipped with a message, except under `CI=true`, where it fails.
+//! The tests are ignored unless asked for (`-- --include-ignored`), and then a missing tool
+//! fails them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,7 +27,7 @@ use tokio_tungstenite::tungstenite::{self, stream::MaybeTlsStream};
 /// Jetstream v1's zstd dictionary, so a subscriber can ask for compression.
 const DICT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zstd/jetstream-v1.zdict"
+    "/../../testdata/zstd/jetstream-v1.zdict"
 );
 
 /// Kills the server when the test ends, however it ends.
@@ -162,19 +163,9 @@ fn no_console_turns_it_off() {
     let _ = std::fs::remove_dir_all(&cwd);
 }
 
-/// What the browser check needs, or `None` when it is missing outside CI (the test is then
-/// skipped with the reason); under `CI=true` a missing tool fails the test.
-fn tools_or_skip() -> Option<Tools> {
-    match tools() {
-        Ok(t) => Some(t),
-        Err(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("the browser test cannot run: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+/// What the browser check needs; a missing tool fails the test (it runs only when asked for).
+fn tools_or_fail() -> Tools {
+    tools().unwrap_or_else(|why| panic!("this test needs the browser tools: {why}"))
 }
 
 /// Runs `check.mjs` in `mode` against the server on `port`, writing screenshots to `out`;
@@ -222,10 +213,9 @@ fn run_check(tools: &Tools, port: u16, out: &Path, mode: &str, log_path: &Path) 
 }
 
 #[test]
+#[ignore = "needs Chromium and playwright-core (bash .ci/browser installs them)"]
 fn console_works_in_a_real_browser() {
-    let Some(tools) = tools_or_skip() else {
-        return;
-    };
+    let tools = tools_or_fail();
     let out = target_dir().join("console-screenshots");
     std::fs::create_dir_all(&out).expect("screenshot directory");
     let log_path = out.join("serve.log");
@@ -329,10 +319,9 @@ impl Drop for Subscriber {
 }
 
 #[test]
+#[ignore = "needs Chromium and playwright-core (bash .ci/browser installs them)"]
 fn jetstream_console_works_in_a_real_browser() {
-    let Some(tools) = tools_or_skip() else {
-        return;
-    };
+    let tools = tools_or_fail();
     let out = target_dir().join("console-screenshots");
     std::fs::create_dir_all(&out).expect("screenshot directory");
     let log_path = out.join("jetstream.log");

@@ -10,13 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value as J;
 use tokio_tungstenite::tungstenite::Message;
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 const DICT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zstd/jetstream-v1.zdict"
+    "/../../testdata/zstd/jetstream-v1.zdict"
 );
 
 fn free_port() -> u16 {

@@ -6,10 +6,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use skystream_crypto::{Algorithm, CryptoErrorKind, PrivateKey, PublicKey};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/interop/crypto"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/interop/crypto");
 
 fn load(name: &str) -> Vec<Value> {
     let path = format!("{FIXTURES}/{name}");

@@ -5,7 +5,7 @@ use skystream_data::{cid_for, decode, encode_to_vec, json, DAG_CBOR};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/interop/data-model"
+    "/../../testdata/interop/data-model"
 );
 
 fn load(name: &str) -> Vec<serde_json::Value> {

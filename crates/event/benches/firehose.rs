@@ -19,10 +19,7 @@ use skystream_identity::MemoryDirectory;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 
 fn measure(name: &str, frames: &[Vec<u8>], budget: Duration, mut f: impl FnMut(&[u8])) {
     let bytes: usize = frames.iter().map(Vec::len).sum();

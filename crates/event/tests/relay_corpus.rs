@@ -11,10 +11,7 @@ use skystream_event::{from_frame, EventKind, FrameOptions, OpAction};
 use skystream_firehose::{decode_frame, Frame};
 use skystream_identity::MemoryDirectory;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 
 fn frames() -> Vec<Vec<u8>> {
     let mut r = CaptureReader::open(format!("{DIR}/frames.bin.zst")).expect("open corpus");
@@ -87,7 +84,7 @@ fn decodes_with_manifest_counts() {
     assert_eq!(commit_dids, want);
 }
 
-/// The pairing rule from shared/README.md.
+/// The pairing rule from testdata/README.md.
 fn pair_key(e: &J) -> String {
     let kind = e["kind"].as_str().expect("kind");
     if kind == "commit" {

@@ -11,7 +11,7 @@ use skystream_identity::{DidDocument, MemoryDirectory};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-scenarios"
+    "/../../testdata/relay-scenarios"
 );
 
 fn directory(s: &J) -> MemoryDirectory {

@@ -523,7 +523,7 @@ fn reposts() {
 fn relay_corpus_posts() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/relay-corpus/expected_v1.jsonl"
+        "/../../testdata/relay-corpus/expected_v1.jsonl"
     );
     let text = std::fs::read_to_string(path).expect("the shared relay corpus");
     let mut posts = 0;

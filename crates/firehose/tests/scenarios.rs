@@ -5,7 +5,7 @@ use skystream_firehose::{decode_frame, Frame};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-scenarios"
+    "/../../testdata/relay-scenarios"
 );
 
 fn frame_bytes(frame: &serde_json::Value) -> Vec<u8> {

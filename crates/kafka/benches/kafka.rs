@@ -291,7 +291,7 @@ fn main() -> ExitCode {
     let mut frames = Vec::new();
     let mut r = CaptureReader::open(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/relay-corpus/frames.bin.zst"
+        "/../../testdata/relay-corpus/frames.bin.zst"
     ))
     .unwrap();
     while let Some(rec) = r.next_record().unwrap() {

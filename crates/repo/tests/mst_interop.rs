@@ -6,10 +6,7 @@ use skystream_data::Cid;
 use skystream_repo::mst::NoBlocks;
 use skystream_repo::{key_height, Mst};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/interop"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/interop");
 
 fn load(rel: &str) -> Vec<serde_json::Value> {
     let path = format!("{DIR}/{rel}");

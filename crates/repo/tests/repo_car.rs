@@ -3,10 +3,7 @@
 
 use skystream_repo::{Car, Commit, Mst};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 
 #[test]
 fn repo_car_matches_reference_listing() {

@@ -20,10 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 
 struct Noop;
 

@@ -11,7 +11,7 @@ use skystream_source::{JetstreamConfig, JetstreamSource, WatchdogConfig};
 
 const DICT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zstd/jetstream-v1.zdict"
+    "/../../testdata/zstd/jetstream-v1.zdict"
 );
 const DID: &str = "did:plc:abcdefghijklmnopqrstuvwx";
 

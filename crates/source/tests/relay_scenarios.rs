@@ -14,7 +14,7 @@ use skystream_source::{RelayConfig, RelaySource};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-scenarios"
+    "/../../testdata/relay-scenarios"
 );
 
 #[tokio::test]

@@ -312,16 +312,13 @@ async fn feed_tables_have_their_constraints() {
 
 const CHILD_DB: &str = "SKYSTREAM_STORE_TEST_CHILD_DB";
 
-/// Not a test of its own: the process `survives_kill_9` starts and kills. Saves cursors 1, 2,
-/// 3, … and prints `saved N` after each save returns. Does nothing when run by the harness.
-#[test]
-fn child_writer() {
-    let Some(db) = std::env::var_os(CHILD_DB) else {
-        return;
-    };
+/// The process `survives_kill_9` starts and kills: this test binary again, running that same
+/// test with `CHILD_DB` set. Saves cursors 1, 2, 3, … and prints `saved N` after each save
+/// returns, until it is killed.
+fn child_writer(db: &std::ffi::OsStr) -> ! {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(Path::new(&db).to_str().unwrap()).await.unwrap();
+        let store = Store::open(Path::new(db).to_str().unwrap()).await.unwrap();
         let mut stdout = std::io::stdout();
         for cursor in 1u64.. {
             store.save_cursor("relay", cursor).await.unwrap();
@@ -329,16 +326,25 @@ fn child_writer() {
             stdout.flush().unwrap();
         }
     });
+    unreachable!("the writer saves until it is killed")
 }
 
 /// The threat model of `synchronous=NORMAL`: the process dies without warning. Every save
 /// that returned before the kill is there afterwards.
-#[tokio::test]
-async fn survives_kill_9() {
+#[test]
+fn survives_kill_9() {
+    if let Some(db) = std::env::var_os(CHILD_DB) {
+        child_writer(&db);
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("killed.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "survives_kill_9",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -367,8 +373,11 @@ async fn survives_kill_9() {
             last_seen = n.parse().unwrap();
         }
     }
-    let store = Store::open(db.to_str().unwrap()).await.unwrap();
-    let saved = store.load_cursor("relay").await.unwrap().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let saved = rt.block_on(async {
+        let store = Store::open(db.to_str().unwrap()).await.unwrap();
+        store.load_cursor("relay").await.unwrap().unwrap()
+    });
     // The save in flight when the kill came may or may not have committed.
     assert!(
         saved == last_seen || saved == last_seen + 1,

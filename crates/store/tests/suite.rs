@@ -1,6 +1,6 @@
 //! One behavioural suite for [`CursorStore`], run against every backend: `MemoryStore`, SQLite
 //! (a file in a temporary directory) and PostgreSQL (a schema of its own in the test database;
-//! see `common` for when it is skipped).
+//! ignored unless asked for, see `common`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -221,11 +221,11 @@ mod behaviour {
 }
 
 macro_rules! suite {
-    ($module:ident, $under:expr) => {
+    ($(#[$attr:meta])* $module:ident, $under:expr) => {
         mod $module {
             use super::*;
 
-            suite!(@tests $under;
+            suite!(@tests [$(#[$attr])*] $under;
                 fresh_store_is_migrated,
                 unknown_source_is_none,
                 save_load_round_trip,
@@ -241,19 +241,25 @@ macro_rules! suite {
             );
         }
     };
-    (@tests $under:expr; $($name:ident),* $(,)?) => {
+    (@tests $attrs:tt $under:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fx) = Fixture::new($under).await else {
-                    return;
-                };
-                behaviour::$name(&fx).await;
-            }
+            suite!(@test $attrs $under; $name);
         )*
+    };
+    (@test [$(#[$attr:meta])*] $under:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            let fx = Fixture::new($under).await;
+            behaviour::$name(&fx).await;
+        }
     };
 }
 
 suite!(memory, Under::Memory);
 suite!(sqlite, Under::Sqlite);
-suite!(postgres, Under::Postgres);
+suite!(
+    #[ignore = "needs PostgreSQL (SKYSTREAM_TEST_POSTGRES)"]
+    postgres,
+    Under::Postgres
+);

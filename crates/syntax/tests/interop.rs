@@ -14,10 +14,7 @@ use std::path::Path;
 use skystream_syntax as syn;
 use skystream_syntax::SyntaxError;
 
-const FIXTURE_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/interop/syntax"
-);
+const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/interop/syntax");
 
 /// Parses with the type's constructor and returns the stored string.
 type ParseFn = fn(&str) -> Result<String, SyntaxError>;

@@ -1,5 +1,5 @@
-//! Writes seed corpora for the fuzz targets from the shared relay corpus (which is read in
-//! place, never copied into the repository): `seed SHARED_DIR OUT_DIR`.
+//! Writes seed corpora for the fuzz targets from the repository's relay corpus
+//! (`testdata/relay-corpus`): `seed TESTDATA_DIR OUT_DIR`.
 
 use std::path::Path;
 
@@ -8,11 +8,11 @@ use skystream_firehose::{decode_frame, Frame};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (shared, out) = (Path::new(&args[1]), Path::new(&args[2]));
+    let (testdata, out) = (Path::new(&args[1]), Path::new(&args[2]));
     for t in ["frame", "car", "cbor", "capture", "jetstream_line"] {
         std::fs::create_dir_all(out.join(t)).expect("mkdir");
     }
-    let corpus = shared.join("fixtures/relay-corpus");
+    let corpus = testdata.join("relay-corpus");
     let mut r = CaptureReader::open(corpus.join("frames.bin.zst")).expect("corpus");
     let mut n = 0;
     while let Some(rec) = r.next_record().expect("record") {

@@ -2,8 +2,10 @@
 
 pub mod backfill;
 pub mod convert;
+pub mod init;
 pub mod inspect;
 pub mod jetstream;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod migrate;
 pub mod publish;

@@ -24,9 +24,9 @@ use crate::ingest::{self, now_ms};
 use crate::progress::{IngestStatus, Observed};
 
 /// The example feeds, used when no config file is given or found.
-const EXAMPLE_CONFIG: &str = include_str!("../../../../skystream.example.toml");
+pub(crate) const EXAMPLE_CONFIG: &str = include_str!("../../../../skystream.example.toml");
 /// Jetstream's public hosts: the default source, failing over between them.
-const PUBLIC_JETSTREAM: &str = "jetstream:wss://jetstream1.us-east.bsky.network,wss://jetstream2.us-east.bsky.network,wss://jetstream1.us-west.bsky.network,wss://jetstream2.us-west.bsky.network";
+pub(crate) const PUBLIC_JETSTREAM: &str = "jetstream:wss://jetstream1.us-east.bsky.network,wss://jetstream2.us-east.bsky.network,wss://jetstream1.us-west.bsky.network,wss://jetstream2.us-west.bsky.network";
 
 /// Where the config comes from.
 pub(crate) enum ConfigSource {

@@ -19,13 +19,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/relay-corpus"
-);
+pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/relay-corpus");
 pub const DICT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zstd/jetstream-v1.zdict"
+    "/../../testdata/zstd/jetstream-v1.zdict"
 );
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -83,7 +80,7 @@ pub fn expected() -> Vec<J> {
         .collect()
 }
 
-/// The pairing rule from shared/README.md.
+/// The pairing rule from testdata/README.md.
 pub fn pair_key(e: &J) -> String {
     let kind = e["kind"].as_str().expect("kind");
     if kind == "commit" {
