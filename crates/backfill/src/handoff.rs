@@ -6,6 +6,10 @@
 //!
 //! Held events live in memory: if the process dies mid-hand-off the repository is read again
 //! on restart (its claim is reset to pending), and that later export includes what was held.
+//! They are bounded: past [`HandOff::with_max_held`] events the live consumer waits (and so
+//! pauses its source) until a read finishes; nothing is dropped. A released event leaves the
+//! hand-off only once the live consumer has handled the batch that carries it, so a retried
+//! batch carries it again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,9 +20,25 @@ use skystream_pipeline::{Batch, Consumer, ConsumerError, Envelope};
 use skystream_store::BackfillStore;
 
 /// Shared between a [`Backfill`](crate::Backfill) and the live consumers it guards.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct HandOff {
     state: Arc<Mutex<State>>,
+    /// Woken whenever held events are released, for a live consumer waiting for room.
+    room: Arc<tokio::sync::Notify>,
+    max_held: usize,
+}
+
+/// Live events held at most, by default, before the live consumer waits for a read to finish.
+pub const DEFAULT_MAX_HELD: usize = 100_000;
+
+impl Default for HandOff {
+    fn default() -> Self {
+        HandOff {
+            state: Arc::default(),
+            room: Arc::default(),
+            max_held: DEFAULT_MAX_HELD,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -32,6 +52,17 @@ impl HandOff {
     /// A hand-off with nothing in progress.
     pub fn new() -> HandOff {
         HandOff::default()
+    }
+
+    /// Holds at most `max` live events (at least 1); past that the live consumer waits.
+    pub fn with_max_held(mut self, max: usize) -> HandOff {
+        self.max_held = max.max(1);
+        self
+    }
+
+    /// Whether `did` is being read (its live events are held).
+    pub fn is_reading(&self, did: &str) -> bool {
+        self.state().reading.contains(did)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -63,6 +94,22 @@ impl HandOff {
             metrics::counter!("skystream_backfill_handoff_dropped_total").increment(dropped as u64);
         }
         s.released.extend(keep);
+        drop(s);
+        self.room.notify_waiters();
+    }
+
+    /// Waits while the held events are at the bound (a read finishing makes room).
+    async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.held() < self.max_held {
+                return;
+            }
+            metrics::counter!("skystream_backfill_handoff_paused_total").increment(1);
+            notified.await;
+        }
     }
 
     /// Repositories being read.
@@ -104,6 +151,10 @@ pub struct Gated<C> {
     inner: C,
     handoff: HandOff,
     requeue: Option<Arc<dyn BackfillStore>>,
+    /// The batch as the inner consumer was last given it, kept while that failed: the
+    /// pipeline's retry of the same batch gets exactly it again (released events included,
+    /// nothing held twice).
+    failed: Option<Batch>,
 }
 
 impl<C: Consumer> Gated<C> {
@@ -113,6 +164,7 @@ impl<C: Consumer> Gated<C> {
             inner,
             handoff,
             requeue,
+            failed: None,
         }
     }
 }
@@ -139,16 +191,27 @@ impl<C: Consumer> Consumer for Gated<C> {
                 }
             }
         }
-        match self.handoff.gate(&batch.items) {
-            None => self.inner.handle(batch).await,
-            Some(items) => {
-                let gated = Batch {
+        let gated = match self.failed.take() {
+            Some(again) if again.id == batch.id => Some(again),
+            _ => {
+                self.handoff.wait_for_room().await;
+                self.handoff.gate(&batch.items).map(|items| Batch {
                     id: batch.id,
                     items,
-                };
-                self.inner.handle(&gated).await
+                })
             }
+        };
+        let result = match &gated {
+            None => self.inner.handle(batch).await,
+            Some(g) => self.inner.handle(g).await,
+        };
+        if result.is_err() {
+            self.failed = Some(gated.unwrap_or_else(|| Batch {
+                id: batch.id,
+                items: batch.items.clone(),
+            }));
         }
+        result
     }
 
     async fn close(&mut self) -> Result<(), ConsumerError> {
@@ -185,6 +248,108 @@ mod tests {
                 _ => String::new(),
             })
             .collect()
+    }
+
+    /// Fails its first `fail` batches, then records what it handled.
+    struct Flaky {
+        fail: Arc<std::sync::atomic::AtomicUsize>,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl Consumer for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.fail.load(SeqCst) > 0 {
+                self.fail.fetch_sub(1, SeqCst);
+                return Err("store unavailable".into());
+            }
+            self.seen.lock().unwrap().extend(revs(&batch.items));
+            Ok(())
+        }
+    }
+
+    fn batch(id: u64, items: Vec<Envelope>) -> Batch {
+        Batch { id, items }
+    }
+
+    /// A batch that carries released events and fails is retried with them: before, the
+    /// released events were taken out of the hand-off before the inner consumer ran, and a
+    /// retry lost them (a live delete that arrived during the read was never applied).
+    #[tokio::test]
+    async fn a_retried_batch_keeps_its_released_events_and_holds_nothing_twice() {
+        let h = HandOff::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let fail = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let mut g = Gated::new(
+            Flaky {
+                fail: fail.clone(),
+                seen: seen.clone(),
+            },
+            h.clone(),
+            None,
+        );
+        h.claimed("did:a");
+        g.handle(&batch(1, vec![commit("did:a", "3d"), commit("did:b", "1")]))
+            .await
+            .unwrap_err();
+        // The pipeline retries batch 1 as it is.
+        g.handle(&batch(1, vec![commit("did:a", "3d"), commit("did:b", "1")]))
+            .await
+            .unwrap();
+        assert_eq!(h.held(), 1, "held once, not once per attempt");
+        h.finished("did:a", Some("3c"));
+        fail.store(1, std::sync::atomic::Ordering::SeqCst);
+        g.handle(&batch(2, vec![commit("did:b", "2")]))
+            .await
+            .unwrap_err();
+        g.handle(&batch(2, vec![commit("did:b", "2")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["did:b@1", "did:a@3d", "did:b@2"],
+            "the released commit survives the failed attempt"
+        );
+    }
+
+    /// At the bound, the live consumer waits (pausing its source) instead of dropping, and goes
+    /// on once a read finishes.
+    #[tokio::test]
+    async fn a_full_hand_off_pauses_live_until_a_read_finishes() {
+        let h = HandOff::new().with_max_held(2);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut g = Gated::new(
+            Flaky {
+                fail: Arc::default(),
+                seen: seen.clone(),
+            },
+            h.clone(),
+            None,
+        );
+        h.claimed("did:a");
+        g.handle(&batch(1, vec![commit("did:a", "1"), commit("did:a", "2")]))
+            .await
+            .unwrap();
+        assert_eq!(h.held(), 2);
+        let waiting = tokio::spawn(async move {
+            g.handle(&batch(2, vec![commit("did:b", "1")]))
+                .await
+                .unwrap();
+        });
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "live waits while the hand-off is full"
+        );
+        assert!(seen.lock().unwrap().is_empty());
+        h.finished("did:a", Some("0"));
+        waiting.await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["did:a@1", "did:a@2", "did:b@1"]);
     }
 
     #[test]

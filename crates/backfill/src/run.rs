@@ -326,6 +326,11 @@ impl Backfill {
         {
             return Err("stopped".into());
         }
+        // Live events for the repository are held from before its export is fetched: one that
+        // came while the export was read would otherwise be applied, then undone by the export.
+        if let Some(h) = &self.handoff {
+            h.claimed(&job.did);
+        }
         let car = self
             .host
             .get_repo(&job.did)

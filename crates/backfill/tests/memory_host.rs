@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use skystream_backfill::{Backfill, BackfillConfig, MemoryHost, RepoSource, Window};
+use skystream_backfill::{
+    Backfill, BackfillConfig, HandOff, HostError, MemoryHost, RepoHost, RepoPage, RepoSource,
+    Window,
+};
 use skystream_crypto::{Algorithm, PrivateKey};
 use skystream_event::{EventKind, Origin};
 use skystream_pipeline::{
@@ -282,4 +285,84 @@ async fn a_stopped_run_resumes_and_done_waits_for_the_consumers() {
     assert_eq!(report.done, 6);
     let p = store.backfill_progress().await.unwrap();
     assert_eq!((p.done, p.records), (6, 18));
+}
+
+/// A host that notes, for each `getRepo`, whether the hand-off was already holding that
+/// repository's live events when the export was asked for.
+struct Watched {
+    inner: MemoryHost,
+    handoff: HandOff,
+    held_at_fetch: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+#[async_trait]
+impl RepoHost for Watched {
+    async fn list_repos(&self, cursor: Option<&str>) -> Result<RepoPage, HostError> {
+        self.inner.list_repos(cursor).await
+    }
+    async fn get_repo(&self, did: &str) -> Result<Vec<u8>, HostError> {
+        self.held_at_fetch
+            .lock()
+            .unwrap()
+            .push((did.to_owned(), self.handoff.is_reading(did)));
+        self.inner.get_repo(did).await
+    }
+}
+
+/// The hand-off is told a repository is being read before its export is fetched, and let go
+/// once its records are handled. Before, `claimed` had no caller: live events for a
+/// repository being read went straight through and the older export then undid them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_are_held_from_before_the_export_is_fetched() {
+    let now = now_us();
+    let host = MemoryHost::new(100);
+    let mut dids = Vec::new();
+    for n in 0..3 {
+        let (did, car, _) = repo(n, 2, now);
+        host.insert(&did, car);
+        dids.push(did);
+    }
+    let handoff = HandOff::new();
+    let watched = Watched {
+        inner: host,
+        handoff: handoff.clone(),
+        held_at_fetch: Arc::default(),
+    };
+    let held_at_fetch = watched.held_at_fetch.clone();
+    let store = Store::from(MemoryStore::new());
+    let (input, handle) = Pipeline::start(
+        PipelineConfig::default(),
+        "backfill",
+        None,
+        vec![Box::new(Collect::default())],
+        Arc::new(MemoryCursorSink::new()),
+    );
+    let bf = Backfill::new(
+        config(Window::All, &[]),
+        Arc::new(store.clone()),
+        Arc::new(watched),
+    )
+    .hand_off(handoff.clone());
+    let report = bf
+        .run(
+            &RepoSource::Dids(dids.clone()),
+            input,
+            handle.committed(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    handle.finish().await;
+    assert_eq!(report.done, 3);
+    let fetched = held_at_fetch.lock().unwrap().clone();
+    assert_eq!(fetched.len(), 3);
+    assert!(
+        fetched.iter().all(|(_, held)| *held),
+        "every export was fetched with its live events held: {fetched:?}"
+    );
+    assert_eq!(
+        handoff.reading(),
+        0,
+        "every repository was let go once handled"
+    );
 }
