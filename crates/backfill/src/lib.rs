@@ -9,22 +9,28 @@
 //! event carries a run-local sequence number as its cursor, and the pipeline's committed cursor
 //! says which repositories are fully handled. Throttling follows the knobs of the backfill
 //! service this replaces (batch size, delay between batches, concurrency, a resident-memory
-//! ceiling, yielding while live ingest lags).
+//! ceiling, yielding while live ingest lags). Beside live ingest, [`BesideLive`] runs it in
+//! rounds under a [`Lease`] (one backfiller per database) and hands repositories over to the
+//! live consumer through a [`HandOff`].
 //!
 //! [`BackfillStore`]: skystream_store::BackfillStore
 //! [`Origin::Backfill`]: skystream_event::Origin::Backfill
 
+mod beside;
 mod handoff;
 mod host;
 mod jsonl;
+mod lease;
 mod read;
 mod run;
 mod throttle;
 mod window;
 
+pub use beside::{BesideLive, ConsumerFactory};
 pub use handoff::{Gated, HandOff};
 pub use host::{HostError, HttpHost, HttpHostConfig, MemoryHost, RepoHost, RepoPage};
 pub use jsonl::JsonlOut;
+pub use lease::{lease_holder, Held, Lease, BACKFILL_LEASE};
 pub use read::{read_repo, ReadError, RepoRead, RepoRecord};
 pub use run::{Backfill, BackfillConfig, BackfillError, BackfillReport, RepoSource};
 pub use throttle::resident_memory_bytes;

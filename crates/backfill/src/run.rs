@@ -21,7 +21,21 @@ use crate::window::Window;
 
 /// A repository read and sent (its records moved out into events; how many; the last event's
 /// sequence number), or why not.
-type ReadResult = Result<(RepoRead, u64, Option<u64>), String>;
+type ReadResult = Result<(RepoRead, u64, Option<u64>), ReadFailure>;
+
+/// Why a repository was not read.
+enum ReadFailure {
+    /// The run was stopped first: not an attempt, the repository is read again next run.
+    Stopped,
+    /// The fetch or the read failed: an attempt.
+    Failed(String),
+}
+
+impl From<String> for ReadFailure {
+    fn from(e: String) -> Self {
+        ReadFailure::Failed(e)
+    }
+}
 
 /// Run-state keys in the store.
 const LIST_CURSOR: &str = "list_repos_cursor";
@@ -233,7 +247,14 @@ impl Backfill {
                             rev: read.rev,
                         });
                     }
-                    Err(e) => {
+                    Err(ReadFailure::Stopped) => {
+                        // Left claimed; the next run puts it back to pending.
+                        if let Some(h) = &self.handoff {
+                            h.finished(&job.did, None);
+                        }
+                        report.stopped = true;
+                    }
+                    Err(ReadFailure::Failed(e)) => {
                         if let Some(h) = &self.handoff {
                             h.finished(&job.did, None);
                         }
@@ -256,16 +277,25 @@ impl Backfill {
                 }
             }
         }
-        // Whatever was sent is marked done only once handled.
+        // Whatever was sent is marked done only once handled. Once stopped (or out of work),
+        // nothing more is sent: the pipeline drains what it holds and its committed cursor
+        // then says which repositories made it; a closed cursor means it has drained.
+        drop(out);
         while !waiting.is_empty() {
-            let now_committed = *committed.borrow();
+            let now_committed = *committed.borrow_and_update();
             report.done += self.mark_committed(&mut waiting, now_committed).await?;
-            if waiting.is_empty() {
+            if waiting.is_empty() || committed.changed().await.is_err() {
+                let now_committed = *committed.borrow();
+                report.done += self.mark_committed(&mut waiting, now_committed).await?;
                 break;
             }
-            tokio::select! {
-                _ = stop.cancelled() => { report.stopped = true; break; }
-                changed = committed.changed() => if changed.is_err() { break },
+        }
+        // Sent but never handled (the pipeline gave up): left claimed, read again next run;
+        // live events held for them go on as they came, so the live stream does not wait.
+        for s in waiting {
+            report.stopped = true;
+            if let Some(h) = &self.handoff {
+                h.finished(&s.did, None);
             }
         }
         Ok(report)
@@ -324,18 +354,17 @@ impl Backfill {
         )
         .await
         {
-            return Err("stopped".into());
+            return Err(ReadFailure::Stopped);
         }
         // Live events for the repository are held from before its export is fetched: one that
         // came while the export was read would otherwise be applied, then undone by the export.
         if let Some(h) = &self.handoff {
             h.claimed(&job.did);
         }
-        let car = self
-            .host
-            .get_repo(&job.did)
-            .await
-            .map_err(|e| e.to_string())?;
+        let car = tokio::select! {
+            car = self.host.get_repo(&job.did) => car.map_err(|e| e.to_string())?,
+            () = stop.cancelled() => return Err(ReadFailure::Stopped),
+        };
         let (did, window, collections) = (
             job.did.clone(),
             self.cfg.window,
@@ -347,6 +376,9 @@ impl Backfill {
                 .await
                 .map_err(|e| format!("reader panicked: {e}"))?
                 .map_err(|e| e.to_string())?;
+        if stop.is_cancelled() {
+            return Err(ReadFailure::Stopped);
+        }
         // Records move into their events: a large repository is not held twice.
         let records = std::mem::take(&mut read.records);
         let kept = records.len() as u64;

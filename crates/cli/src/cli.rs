@@ -242,6 +242,10 @@ pub struct ServeArgs {
     /// The relay or PDS whose listRepos enumerates repositories to backfill (also RELAY_URL).
     #[arg(long, env = "SKYSTREAM_BACKFILL_HOST", value_name = "URL")]
     pub backfill_host: Option<String>,
+    /// How long the backfill lease outlives a process that stopped without releasing it; the
+    /// holder renews it every third of this, and a process that loses it keeps serving.
+    #[arg(long = "backfill-lease-ttl", env = "SKYSTREAM_BACKFILL_LEASE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub backfill_lease_ttl: Duration,
     /// /health fails when ingest lags event time by more than this.
     #[arg(long, env = "SKYSTREAM_MAX_LAG", default_value = "5m", value_parser = parse_duration)]
     pub max_lag: Duration,

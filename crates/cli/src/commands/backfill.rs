@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use skystream_backfill::{
-    Backfill, BackfillConfig, HttpHost, HttpHostConfig, JsonlOut, RepoSource, Window,
+    lease_holder, Backfill, BackfillConfig, HttpHost, HttpHostConfig, JsonlOut, Lease, RepoSource,
+    Window, BACKFILL_LEASE,
 };
 use skystream_indexer::{FeedSet, Indexer, RecentWindow, SharedFeeds};
 use skystream_pipeline::{Consumer, MemoryCursorSink, Pipeline, PipelineConfig};
@@ -20,9 +21,6 @@ use tracing::{info, warn};
 use crate::cli::{BackfillAction, BackfillArgs};
 use crate::commands::serve::load_config;
 use crate::ingest::{self, now_ms};
-
-/// The lease that makes one process the backfiller of a shared database.
-const LEASE: &str = "backfill";
 
 /// A knob from its flag, else the backfill service's environment name, else its default.
 fn knob<T: FromStr>(flag: Option<T>, seed_env: &str, default: T) -> anyhow::Result<T> {
@@ -45,15 +43,6 @@ fn database(args: &BackfillArgs) -> String {
         }
     }
     args.database.clone()
-}
-
-/// Who holds the lease: host and process, for `backfill status` and logs.
-fn lease_holder() -> String {
-    format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "skystream".into()),
-        std::process::id()
-    )
 }
 
 /// The host listRepos asks: the flag, else the seed's RELAY_URL, else bsky.network; a relay's
@@ -134,19 +123,31 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--no-index without --out would read repositories for nothing");
     }
 
-    let holder = lease_holder();
-    if !store
-        .try_lease(LEASE, &holder, now_ms(), args.lease_ttl.as_millis() as i64)
-        .await?
-    {
+    let lease = Lease::new(
+        Arc::new(store.clone()),
+        BACKFILL_LEASE,
+        lease_holder(),
+        args.lease_ttl,
+    );
+    if !lease.try_take().await? {
         anyhow::bail!(
             "another process is backfilling this database (it holds the backfill lease, which expires {:?} after that process stops; see --lease-ttl)",
             args.lease_ttl
         );
     }
+    let held = lease.hold();
     let stop = CancellationToken::new();
     ingest::cancel_on_signals(stop.clone());
-    spawn_lease_renewal(store.clone(), holder.clone(), args.lease_ttl, stop.clone());
+    // Losing the lease stops this run (another process backfills now): it exits non-zero.
+    let run_stop = stop.child_token();
+    let lost = held.lost();
+    let on_loss = {
+        let run_stop = run_stop.clone();
+        tokio::spawn(async move {
+            lost.cancelled().await;
+            run_stop.cancel();
+        })
+    };
     let progress = spawn_progress(store.clone(), stop.clone());
 
     let source = if args.repos.is_empty() {
@@ -164,13 +165,18 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     );
     let backfill = Backfill::new(cfg.clone(), Arc::new(store.clone()), Arc::new(repo_host));
     let result = backfill
-        .run(&source, input, handle.committed(), stop.clone())
+        .run(&source, input, handle.committed(), run_stop)
         .await;
     handle.finish().await;
     stop.cancel();
     let _ = progress.await;
-    let _ = store.release_lease(LEASE, &holder).await;
+    let lost = held.is_lost();
+    held.release().await;
+    on_loss.abort();
     let report = result?;
+    if lost {
+        anyhow::bail!("lost the backfill lease to another process (or could not renew it within --lease-ttl); this run stopped, the other backfills now");
+    }
     let p = store.backfill_progress().await?;
     println!(
         "backfill {}: {} repositories done, {} failed, {} pending; {} records sent this run ({} outside the window, {} unreadable)",
@@ -229,29 +235,6 @@ async fn status(store: &Store) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn spawn_lease_renewal(store: Store, holder: String, ttl: Duration, stop: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(ttl / 3) => {}
-            }
-            match store
-                .try_lease(LEASE, &holder, now_ms(), ttl.as_millis() as i64)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!("lost the backfill lease to another process; stopping");
-                    stop.cancel();
-                    return;
-                }
-                Err(e) => warn!(error = %e, "could not renew the backfill lease"),
-            }
-        }
-    });
 }
 
 /// Progress: a line redrawn in place on a terminal, a log line every 10 s otherwise.
@@ -332,15 +315,18 @@ pub struct BesideLive {
     pub handoff: skystream_backfill::HandOff,
     /// The newest live event time (unix µs), to yield while live ingest lags.
     pub last_event_us: Arc<std::sync::atomic::AtomicI64>,
+    /// How long the backfill lease lasts without renewal.
+    pub lease_ttl: Duration,
 }
 
 /// Live ingest counts as lagging (and a backfill with BACKFILL_USE_IDLE yields) when its newest
 /// event is older than this.
 const LIVE_LAG: Duration = Duration::from_secs(60);
 
-/// Runs a backfill beside live ingest, in its own pipeline into its own indexer over the same
-/// store: waits for the lease (one backfiller per database), yields while live ingest lags, and
-/// hands repositories over through `handoff`.
+/// Runs a backfill beside live ingest ([`skystream_backfill::BesideLive`]), in its own pipeline
+/// into its own indexer over the same store: whichever process holds the lease backfills, the
+/// others wait for it; it yields while live ingest lags and hands repositories over through
+/// `handoff`. Nothing here stops live ingest.
 pub fn spawn_beside_live(b: BesideLive, stop: CancellationToken) {
     tokio::spawn(async move {
         if let Err(e) = beside_live(b, stop).await {
@@ -353,23 +339,6 @@ async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<(
     let Some(window) = Window::from_days(b.days, now_ms().saturating_mul(1000)) else {
         return Ok(());
     };
-    let holder = lease_holder();
-    let ttl = Duration::from_secs(60);
-    // The seed's WORKER_ID=0 rule, made safe: whoever holds the lease backfills.
-    loop {
-        if b.store
-            .try_lease(LEASE, &holder, now_ms(), ttl.as_millis() as i64)
-            .await?
-        {
-            break;
-        }
-        info!("another process holds the backfill lease; waiting");
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(ttl / 2) => {}
-        }
-    }
-    spawn_lease_renewal(b.store.clone(), holder.clone(), ttl, stop.clone());
     let use_idle = std::env::var("BACKFILL_USE_IDLE")
         .map(|v| !matches!(v.trim(), "0" | "false" | "off" | "no"))
         .unwrap_or(true);
@@ -411,31 +380,35 @@ async fn beside_live(b: BesideLive, stop: CancellationToken) -> anyhow::Result<(
         max_memory_bytes: knob(None, "BACKFILL_MAX_MEMORY_MB", 512u64)? << 20,
         ..BackfillConfig::default()
     };
-    let indexer = Indexer::new(b.feed_store, b.feeds, b.window);
-    let (input, handle) = Pipeline::start(
-        PipelineConfig::default(),
-        "backfill",
-        None,
-        vec![Box::new(indexer)],
-        Arc::new(MemoryCursorSink::new()),
-    );
-    info!(host = %host, days = b.days, "backfilling beside live ingest");
     let mut bf =
         Backfill::new(cfg, Arc::new(b.store.clone()), Arc::new(repo_host)).hand_off(b.handoff);
     if use_idle {
         bf = bf.yield_to(lag_rx);
     }
-    let report = bf
-        .run(&RepoSource::Host, input, handle.committed(), stop.clone())
+    let lease = Lease::new(
+        Arc::new(b.store.clone()),
+        BACKFILL_LEASE,
+        lease_holder(),
+        b.lease_ttl,
+    );
+    let (feed_store, feeds, recent) = (b.feed_store, b.feeds, b.window);
+    let consumers: skystream_backfill::ConsumerFactory = Box::new(move || {
+        vec![Box::new(Indexer::new(
+            feed_store.clone(),
+            feeds.clone(),
+            recent.clone(),
+        )) as Box<dyn Consumer>]
+    });
+    info!(host = %host, days = b.days, "backfilling beside live ingest (whichever process holds the backfill lease)");
+    let report = skystream_backfill::BesideLive::new(bf, RepoSource::Host, lease, consumers)
+        .run(&stop)
         .await;
-    handle.finish().await;
-    let _ = b.store.release_lease(LEASE, &holder).await;
-    let report = report?;
     info!(
         repos = report.done,
         records = report.records,
         failures = report.failures,
-        "backfill finished"
+        stopped = report.stopped,
+        "backfill beside live ingest ended"
     );
     Ok(())
 }

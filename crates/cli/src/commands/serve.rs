@@ -416,6 +416,7 @@ pub async fn run(args: &ServeArgs, http: bool) -> anyhow::Result<ExitCode> {
                         window,
                         handoff: handoff.clone(),
                         last_event_us: status.clone_last_event(),
+                        lease_ttl: args.backfill_lease_ttl,
                     },
                     stop.clone(),
                 );
