@@ -314,6 +314,15 @@ pub struct KafkaArgs {
         value_name = "KEY=VALUE"
     )]
     pub kafka_options: Vec<String>,
+    /// Where messages that can never be delivered go (too large, refused as invalid, not
+    /// authorized): a JSON record with the reason, the event's cursor, id and subject. Without
+    /// it they are skipped; either way they are counted and logged, and the stream goes on.
+    #[arg(long, env = "SKYSTREAM_KAFKA_DEAD_LETTER_TOPIC", value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    /// The largest message sent (key, value and headers); larger ones are dead-lettered. Kafka's
+    /// default is 1,000,000 bytes; Event Hubs takes 1,048,576.
+    #[arg(long, env = "SKYSTREAM_KAFKA_MAX_MESSAGE_BYTES", default_value_t = skystream_kafka::sink::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
     /// Keep the upstream cursor in this file ({"cursor": N}, the seed bridge's format) instead
     /// of the database (or BLUESKY_CURSOR_FILE).
     #[arg(long, env = "SKYSTREAM_CURSOR_FILE", value_name = "FILE")]

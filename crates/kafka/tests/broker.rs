@@ -455,3 +455,116 @@ async fn kafka_source_feeds_the_pipeline_and_commits_what_was_acknowledged() {
     .await;
     assert_eq!(fresh.len(), want.len());
 }
+
+/// A post of 900 KB of control characters: each one is six bytes of JSON (`\u0001`), so its
+/// CloudEvent is over 5 MB, five times what Kafka takes by default.
+fn poison_post(events: &[Event]) -> Event {
+    let mut e = events
+        .iter()
+        .find(|e| {
+            matches!(&e.kind, skystream_event::EventKind::Commit(c)
+                if c.ops.iter().any(|o| o.collection == "app.bsky.feed.post" && o.record.is_some()))
+        })
+        .expect("the corpus has a post")
+        .clone();
+    let skystream_event::EventKind::Commit(c) = &mut e.kind else {
+        unreachable!()
+    };
+    c.ops
+        .retain(|o| o.collection == "app.bsky.feed.post" && o.record.is_some());
+    c.ops.truncate(1);
+    c.ops[0].rkey = "3poisonpoison".into();
+    let text: String = std::iter::repeat_n('\u{1}', 900_000).collect();
+    c.ops[0].record = Some(
+        skystream_data::json::from_json(&serde_json::json!({
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": "2026-01-01T00:00:00Z",
+        }))
+        .expect("record"),
+    );
+    e
+}
+
+/// Reads `count` raw messages of `topic` (every partition, from the beginning).
+fn read_raw(bootstrap: &str, topic: &str, count: usize) -> Vec<serde_json::Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "raw-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count} from {topic}",
+            out.len()
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("message");
+        out.push(serde_json::from_slice(m.payload().expect("payload")).expect("JSON"));
+    }
+    assert!(
+        consumer.poll(Duration::from_secs(1)).is_none(),
+        "more in {topic}"
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tansu (SKYSTREAM_TANSU; bash .ci/kafka installs it)"]
+async fn a_message_too_large_goes_to_the_dead_letter_topic_and_the_stream_goes_on() {
+    let broker = Broker::start();
+    let mut events = corpus();
+    let poison = poison_post(&events);
+    let poison_ce = cloudevent::from_event(&poison, &all_collections()).remove(0);
+    let want = expected(&events, &all_collections());
+    // In the middle of the stream, with a cursor between its neighbours'.
+    let mid = events.len() / 2;
+    let mut poison = poison;
+    poison.cursor = events[mid - 1].cursor;
+    events.insert(mid, poison);
+    for (topic, dlq) in [("poison", Some("poison-dead")), ("poison-skip", None)] {
+        broker.create_topic(topic);
+        let mut cfg = sink_config(&broker.bootstrap(), topic, ContentMode::Structured);
+        if let Some(d) = dlq {
+            broker.create_topic(d);
+            cfg.dead_letter_topic = Some(d.to_owned());
+        }
+        let cursor = tokio::time::timeout(Duration::from_secs(60), publish(cfg, &events))
+            .await
+            .expect("the bridge does not stall on the oversized message");
+        assert_eq!(
+            cursor,
+            events.last().map(|e| e.cursor),
+            "the cursor moves past it"
+        );
+        let (bootstrap, t, n) = (broker.bootstrap(), topic.to_owned(), want.len());
+        let read = tokio::task::spawn_blocking(move || read_topic(&bootstrap, &t, n))
+            .await
+            .expect("reader");
+        check_against(&read, &want);
+        if let Some(d) = dlq {
+            let (bootstrap, d) = (broker.bootstrap(), d.to_owned());
+            let letters = tokio::task::spawn_blocking(move || read_raw(&bootstrap, &d, 1))
+                .await
+                .expect("reader");
+            let l = &letters[0];
+            assert_eq!(l["reason"], "too_large");
+            assert_eq!(l["topic"], topic);
+            assert_eq!(l["id"], poison_ce.id.as_str());
+            assert_eq!(l["subject"], poison_ce.subject.as_str());
+            assert!(l["size"].as_u64().expect("size") > 5_000_000, "{}", l["size"]);
+        }
+    }
+}

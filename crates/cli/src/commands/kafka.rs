@@ -153,6 +153,8 @@ fn resolve(args: &KafkaArgs) -> anyhow::Result<Resolved> {
     sink.client = client;
     sink.mode = mode;
     sink.sampler = Sampler::new(rate);
+    sink.max_message_bytes = args.max_message_bytes;
+    sink.dead_letter_topic = args.dead_letter_topic.clone();
     sink.mapping = Mapping {
         source: args.cloudevents_source.clone(),
         collections,
