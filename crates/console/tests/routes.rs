@@ -107,6 +107,7 @@ async fn state(with_window: bool) -> ConsoleState {
                     feed: f.to_string(),
                     score: 1.0,
                     min_likes: 0,
+                    half_life_s: None,
                 })
                 .collect(),
         });

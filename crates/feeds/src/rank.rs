@@ -48,6 +48,16 @@ impl Ranking {
         }
     }
 
+    /// For engagement ranking, the half-life in seconds (at least 1): the store keeps such a
+    /// feed's scores from its own like and repost counts, with the same formula as
+    /// [`Ranking::sort_key`]. `None` for chronological ranking, whose key never changes.
+    pub fn half_life_seconds(&self) -> Option<f64> {
+        match self {
+            Ranking::Chronological => None,
+            Ranking::Engagement { half_life } => Some(half_life_seconds(*half_life)),
+        }
+    }
+
     /// A key that orders posts as [`Ranking::score`] does at any moment (higher first), without
     /// depending on the current time: `created_at` for chronological ranking,
     /// `log2(1 + likes + 2 × reposts) + created_at / half_life` for engagement. `created_at` is

@@ -82,6 +82,8 @@ fn memberships(
                 feed: f.id().to_owned(),
                 score: f.ranking().sort_key(likes, reposts, created_s),
                 min_likes: f.filters().min_likes,
+                // Engagement scores are the store's, from its counts (which unlikes lower).
+                half_life_s: f.ranking().half_life_seconds(),
             })
         })
         .collect()
@@ -127,6 +129,7 @@ fn repost_memberships(
             feed: f.id().to_owned(),
             score: f.ranking().sort_key(0, 0, created_s),
             min_likes: 0,
+            half_life_s: None,
         })
         .collect()
 }
@@ -243,25 +246,13 @@ impl Indexer {
                         continue;
                     };
                     let is_like = op.collection == LIKE;
+                    // The window's counts only decide when a post reaches a feed's
+                    // min_likes; ranking uses the store's counts.
                     if let Some(p) = window.get_mut(&subject) {
                         if is_like {
                             p.likes += 1;
                         } else {
                             p.reposts += 1;
-                        }
-                        // Rescore the engagement feeds the post is in.
-                        for f in feeds
-                            .feeds
-                            .iter()
-                            .filter(|f| p.feeds.iter().any(|id| id == f.id()))
-                        {
-                            if matches!(f.ranking(), Ranking::Engagement { .. }) {
-                                writes.push(FeedWrite::SetScore {
-                                    feed: f.id().to_owned(),
-                                    uri: subject.clone(),
-                                    score: f.ranking().sort_key(p.likes, p.reposts, p.created_s),
-                                });
-                            }
                         }
                     }
                     if is_like {

@@ -431,3 +431,96 @@ async fn a_large_batch_lands_whole_and_in_order() {
         .collect();
     assert_eq!(all, want);
 }
+
+/// Engagement scores are the store's, from its counts (issue 15, item 5): before, they came
+/// from the indexer's in-memory window, so an unlike never lowered them, one account cycling
+/// like/unlike pumped a post up, and a restarted indexer (an empty window) froze them.
+#[tokio::test]
+async fn engagement_scores_follow_likes_unlikes_and_restarts() {
+    const HOT: &str = r#"
+[[feed]]
+id = "hot"
+display_name = "Hot"
+languages = ["nb"]
+ranking = "engagement"
+half_life = "1h"
+"#;
+    let (store, feeds, mut idx) = indexer_for(HOT);
+    let (a, b) = (
+        "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+        "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb",
+    );
+    let (p1, p2) = (
+        format!("at://{a}/app.bsky.feed.post/3kaaaaaaaaa22"),
+        format!("at://{a}/app.bsky.feed.post/3kaaaaaaaab22"),
+    );
+    let mut cursor = 0;
+    let mut next = || {
+        cursor += 1;
+        cursor
+    };
+    let mut items = vec![
+        commit(next(), a, vec![post("3kaaaaaaaaa22", "Hei", &["nb"])]),
+        commit(next(), a, vec![post("3kaaaaaaaab22", "Hallo", &["nb"])]),
+        // p2: one lasting like.
+        commit(next(), b, vec![like("3lbbbbbbbbb00", &p2)]),
+    ];
+    // b cycles like/unlike on p1 twenty times.
+    for i in 0..20 {
+        let rkey = format!("3lbbbbbbbbc{i:02}");
+        items.push(commit(next(), b, vec![like(&rkey, &p1)]));
+        items.push(commit(next(), b, vec![delete("app.bsky.feed.like", &rkey)]));
+    }
+    idx.handle(&Batch { id: 1, items }).await.expect("handle");
+    let top = store.ranked_top("hot", 10).await.expect("top");
+    let uris: Vec<&str> = top.iter().map(|i| i.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [p2.as_str(), p1.as_str()],
+        "the liked post ranks first"
+    );
+    check_scores(&store, &top).await;
+
+    // A restart: a new indexer with an empty window; p1 gets two likes, p2 loses its one.
+    let mut idx = Indexer::new(
+        Arc::new(store.clone()),
+        feeds,
+        Arc::new(Mutex::new(RecentWindow::new(1000))),
+    );
+    let items = vec![
+        commit(next(), b, vec![like("3lbbbbbbbbd00", &p1)]),
+        commit(next(), a, vec![like("3laaaaaaaad00", &p1)]),
+        commit(
+            next(),
+            b,
+            vec![delete("app.bsky.feed.like", "3lbbbbbbbbb00")],
+        ),
+    ];
+    idx.handle(&Batch { id: 2, items }).await.expect("handle");
+    let top = store.ranked_top("hot", 10).await.expect("top");
+    let uris: Vec<&str> = top.iter().map(|i| i.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [p1.as_str(), p2.as_str()],
+        "the order follows the counts"
+    );
+    check_scores(&store, &top).await;
+}
+
+/// Each item's score is the one the store's counts give.
+async fn check_scores(store: &MemoryStore, top: &[skystream_store::FeedItem]) {
+    for item in top {
+        let (row, likes, reposts) = store
+            .post(&item.uri)
+            .await
+            .expect("lookup")
+            .expect("stored");
+        let want = skystream_store::engagement_score(likes, reposts, row.created_at_ms, 3600.0);
+        assert!(
+            (item.score - want).abs() < 1e-9,
+            "{}: score {} against the counts' {want}",
+            item.uri,
+            item.score
+        );
+    }
+}

@@ -564,7 +564,11 @@ async fn a_message_too_large_goes_to_the_dead_letter_topic_and_the_stream_goes_o
             assert_eq!(l["topic"], topic);
             assert_eq!(l["id"], poison_ce.id.as_str());
             assert_eq!(l["subject"], poison_ce.subject.as_str());
-            assert!(l["size"].as_u64().expect("size") > 5_000_000, "{}", l["size"]);
+            assert!(
+                l["size"].as_u64().expect("size") > 5_000_000,
+                "{}",
+                l["size"]
+            );
         }
     }
 }

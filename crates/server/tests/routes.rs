@@ -89,6 +89,7 @@ async fn seeded(n: usize) -> Arc<dyn FeedStore> {
                     feed: (*f).into(),
                     score: (i % 7) as f64,
                     min_likes: 0,
+                    half_life_s: None,
                 })
                 .collect(),
         })
@@ -201,6 +202,7 @@ async fn repost_items_carry_the_repost_as_reason() {
                 feed: "chrono".into(),
                 score: 0.0,
                 min_likes: 0,
+                half_life_s: None,
             }],
         }])
         .await

@@ -57,8 +57,8 @@ use async_trait::async_trait;
 pub use backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRow, RepoStatus};
 pub use error::{StoreError, StoreErrorKind};
 pub use feed::{
-    AccountStatus, FeedItem, FeedStore, FeedWrite, FirstPageCache, Membership, PostRow,
-    FIRST_PAGE_TTL,
+    engagement_score, AccountStatus, FeedItem, FeedStore, FeedWrite, FirstPageCache, Membership,
+    PostRow, FIRST_PAGE_TTL,
 };
 pub use memory::MemoryStore;
 pub use migrations::{

@@ -47,6 +47,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         description: "time-ordered keys",
         sql: include_str!("../migrations/sqlite/0005_time_ordered_keys.sql"),
     },
+    Migration {
+        version: 6,
+        description: "engagement from counts",
+        sql: include_str!("../migrations/sqlite/0006_engagement_from_counts.sql"),
+    },
 ];
 
 /// The PostgreSQL schema: the same versions and tables as [`SQLITE_MIGRATIONS`], in
@@ -77,12 +82,17 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         description: "time-ordered keys",
         sql: include_str!("../migrations/postgres/0005_time_ordered_keys.sql"),
     },
+    Migration {
+        version: 6,
+        description: "engagement from counts",
+        sql: include_str!("../migrations/postgres/0006_engagement_from_counts.sql"),
+    },
 ];
 
 /// The schema version this build of skystream writes and expects. A database at a higher
 /// version was migrated by a newer skystream and is refused with a
 /// [`Migration`](crate::StoreErrorKind::Migration) error rather than used half-understood.
-pub const LATEST_SCHEMA_VERSION: u32 = 5;
+pub const LATEST_SCHEMA_VERSION: u32 = 6;
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

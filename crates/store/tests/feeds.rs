@@ -61,6 +61,7 @@ fn member(feed: &str, score: f64, min_likes: u64) -> Membership {
         feed: feed.to_owned(),
         score,
         min_likes,
+        half_life_s: None,
     }
 }
 
@@ -112,6 +113,96 @@ const C: &str = "did:plc:carol";
 /// The behaviours, each a function of a fresh fixture.
 mod behaviour {
     use super::*;
+
+    /// Engagement scores come from the store's counts (issue 15, item 5): an unlike lowers
+    /// them, one account cycling like/unlike gains nothing, an account's removal takes its
+    /// likes off, and a reopened store (a restart) has the same scores.
+    pub async fn engagement_scores_follow_the_counts(fx: &Fixture) {
+        let s = &fx.store;
+        const HALF_LIFE: f64 = 3600.0;
+        let hot = |score| Membership {
+            feed: "hot".into(),
+            score,
+            min_likes: 0,
+            half_life_s: Some(HALF_LIFE),
+        };
+        let (p1, p2) = (post(A, "1", 1_000), post(A, "2", 2_000));
+        let (u1, u2) = (p1.uri.clone(), p2.uri.clone());
+        let created = (p1.created_at_ms, p2.created_at_ms);
+        // The score given is ignored: the store scores from its counts (none yet).
+        s.apply(vec![upsert(p1, &[hot(1e9)]), upsert(p2, &[hot(-1e9)])])
+            .await
+            .unwrap();
+        let score_of = |items: &[FeedItem], uri: &str| {
+            items
+                .iter()
+                .find(|i| i.uri == uri)
+                .map(|i| i.score)
+                .unwrap()
+        };
+        let close = |got: f64, want: f64| {
+            assert!((got - want).abs() < 1e-9, "score {got}, want {want}");
+        };
+        let top = s.ranked_top("hot", 10).await.unwrap();
+        close(
+            score_of(&top, &u1),
+            skystream_store::engagement_score(0, 0, created.0, HALF_LIFE),
+        );
+        // Three likes and a repost of p1, then two unlikes; carol cycles like/unlike ten times.
+        let mut writes = vec![like(B, 1, &u1), like(B, 2, &u1), like(C, 1, &u1)];
+        writes.push(FeedWrite::AddRepost {
+            uri: format!("at://{C}/app.bsky.feed.repost/1"),
+            subject: u1.clone(),
+        });
+        writes.push(FeedWrite::RemoveLike {
+            uri: like_uri(B, 1),
+        });
+        writes.push(FeedWrite::RemoveLike {
+            uri: like_uri(B, 2),
+        });
+        for n in 10..20 {
+            writes.push(like(C, n, &u2));
+            writes.push(FeedWrite::RemoveLike {
+                uri: like_uri(C, n),
+            });
+        }
+        s.apply(writes).await.unwrap();
+        let top = s.ranked_top("hot", 10).await.unwrap();
+        assert_eq!(counts(s, &u1).await, Some((1, 1)));
+        assert_eq!(counts(s, &u2).await, Some((0, 0)));
+        let want1 = skystream_store::engagement_score(1, 1, created.0, HALF_LIFE);
+        close(score_of(&top, &u1), want1);
+        close(
+            score_of(&top, &u2),
+            skystream_store::engagement_score(0, 0, created.1, HALF_LIFE),
+        );
+        // Re-indexing the post keeps its counts, so its score.
+        s.apply(vec![upsert(post(A, "1", 1_000), &[hot(0.0)])])
+            .await
+            .unwrap();
+        close(
+            score_of(&s.ranked_top("hot", 10).await.unwrap(), &u1),
+            want1,
+        );
+        // Carol's account is removed: her like and repost go, and so does the score.
+        s.apply(vec![status(C, AccountStatus::Removed)])
+            .await
+            .unwrap();
+        assert_eq!(counts(s, &u1).await, Some((0, 0)));
+        let want1 = skystream_store::engagement_score(0, 0, created.0, HALF_LIFE);
+        close(
+            score_of(&s.ranked_top("hot", 10).await.unwrap(), &u1),
+            want1,
+        );
+        // A restart reads the same scores.
+        if let Some(url) = &fx.url {
+            let reopened = Store::open(url).await.unwrap();
+            close(
+                score_of(&reopened.ranked_top("hot", 10).await.unwrap(), &u1),
+                want1,
+            );
+        }
+    }
 
     pub async fn upsert_is_idempotent_and_keeps_seq(fx: &Fixture) {
         let s = &fx.store;
@@ -1333,6 +1424,7 @@ macro_rules! suite {
             use super::*;
 
             suite!(@tests [$(#[$attr])*] $under;
+                engagement_scores_follow_the_counts,
                 upsert_is_idempotent_and_keeps_seq,
                 duplicate_memberships_last_wins,
                 upsert_without_feeds_deletes,

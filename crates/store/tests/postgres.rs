@@ -228,6 +228,7 @@ async fn deadlocked_batches_are_retried() {
             feed: "all".into(),
             score: 0.0,
             min_likes: 0,
+            half_life_s: None,
         }],
     };
     store.apply(vec![upsert(1), upsert(2)]).await.unwrap();

@@ -211,6 +211,7 @@ fn feed_post(n: u32) -> FeedWrite {
             feed: "all".into(),
             score: 0.0,
             min_likes: 0,
+            half_life_s: None,
         }],
     }
 }
@@ -437,7 +438,7 @@ async fn version_5_rebuilds_posts_and_keeps_everything() {
         conn.execute("DELETE FROM posts WHERE seq = 3", []).unwrap();
     }
     let store = Store::open(path.to_str().unwrap()).await.unwrap();
-    assert_eq!(store.opened_with().applied, [5]);
+    assert_eq!(store.opened_with().applied, [5, 6]);
     let a = "at://did:plc:a/app.bsky.feed.post/3ka";
     let (row, likes, _) = store.post(a).await.unwrap().unwrap();
     assert_eq!((row.text.as_str(), likes), ("hei", 1));
@@ -459,6 +460,7 @@ async fn version_5_rebuilds_posts_and_keeps_everything() {
                 feed: "f".into(),
                 score: 0.0,
                 min_likes: 0,
+                half_life_s: None,
             }],
         }])
         .await

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::{
-    clean_arg, prepare, record_uri_range, AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
+    clean_arg, engagement_score, prepare, record_uri_range, AccountStatus, FeedItem, FeedStore,
+    FeedWrite, PostRow,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -40,6 +41,8 @@ struct Item {
     score: f64,
     min_likes: u64,
     indexed_at_ms: i64,
+    /// An engagement-ranked feed's half-life: the score follows the counts.
+    half_life: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,8 @@ impl FeedState {
                     indexed_at_ms,
                     ..post
                 };
+                let (likes, reposts, created) =
+                    (stored.likes, stored.reposts, stored.row.created_at_ms);
                 for feed in std::mem::take(&mut stored.feeds) {
                     if let Some(items) = self.items.get_mut(&feed) {
                         items.remove(&seq);
@@ -102,9 +107,12 @@ impl FeedState {
                 for m in feeds {
                     stored.feeds.insert(m.feed.clone());
                     let item = Item {
-                        score: m.score,
+                        score: m
+                            .half_life_s
+                            .map_or(m.score, |h| engagement_score(likes, reposts, created, h)),
                         min_likes: m.min_likes,
                         indexed_at_ms,
+                        half_life: m.half_life_s,
                     };
                     self.items.entry(m.feed).or_default().insert(seq, item);
                 }
@@ -215,12 +223,29 @@ impl FeedState {
         if let Some(count) = self.count(kind, seq) {
             *count += 1;
         }
+        self.rescore(seq);
     }
 
     fn remove(&mut self, kind: Engagement, uri: &str) {
         if let Some(seq) = self.records(kind).remove(uri) {
             if let Some(count) = self.count(kind, seq) {
                 *count = count.saturating_sub(1);
+            }
+            self.rescore(seq);
+        }
+    }
+
+    /// Recomputes the post's engagement scores from its counts.
+    fn rescore(&mut self, seq: i64) {
+        let Some(post) = self.posts.get(&seq) else {
+            return;
+        };
+        let (likes, reposts, created) = (post.likes, post.reposts, post.row.created_at_ms);
+        for feed in &post.feeds {
+            if let Some(item) = self.items.get_mut(feed).and_then(|i| i.get_mut(&seq)) {
+                if let Some(h) = item.half_life {
+                    item.score = engagement_score(likes, reposts, created, h);
+                }
             }
         }
     }

@@ -60,10 +60,29 @@ pub struct PostRow {
 pub struct Membership {
     /// The feed's name (the key the feed is configured under).
     pub feed: String,
-    /// The ranking score; must be finite.
+    /// The ranking score; must be finite. Ignored when `half_life_s` is set.
     pub score: f64,
     /// The post shows in this feed only once it has at least this many likes (0: always).
     pub min_likes: u64,
+    /// For an engagement-ranked feed, its half-life in seconds (finite, above 0): the store
+    /// then keeps the score itself, from its own like and repost counts, as
+    /// [`engagement_score`] gives it, and recomputes it whenever they change (a like, an
+    /// unlike, a repost, its removal, an account's removal). So the score is right after a
+    /// restart and whichever process counted the likes. `None`: `score` as given.
+    pub half_life_s: Option<f64>,
+}
+
+/// An engagement-ranked post's score: `log2(1 + likes + 2 × reposts) + created_at / half_life`
+/// (`created_at` in Unix seconds), which orders posts as `(1 + likes + 2 × reposts) ×
+/// 0.5^(age / half_life)` does at every moment (see `skystream_feeds::Ranking`) without
+/// depending on the time it is computed at.
+pub fn engagement_score(likes: u64, reposts: u64, created_at_ms: i64, half_life_s: f64) -> f64 {
+    engagement_weight(likes, reposts) + created_at_ms as f64 / 1000.0 / half_life_s
+}
+
+/// The count part of [`engagement_score`]: `log2(1 + likes + 2 × reposts)`.
+pub(crate) fn engagement_weight(likes: u64, reposts: u64) -> f64 {
+    (1.0 + likes as f64 + 2.0 * reposts as f64).log2()
 }
 
 /// What an account's status means for its posts.
@@ -254,7 +273,7 @@ pub struct FeedItem {
 ///     text: "hello".into(),
 ///     ..PostRow::default()
 /// };
-/// let in_feed = vec![Membership { feed: "hello".into(), score: 1.0, min_likes: 0 }];
+/// let in_feed = vec![Membership { feed: "hello".into(), score: 1.0, min_likes: 0, half_life_s: None }];
 /// store
 ///     .apply(vec![
 ///         FeedWrite::UpsertPost { post: post("1"), feeds: in_feed.clone() },
@@ -375,6 +394,12 @@ pub(crate) fn prepare(mut writes: Vec<FeedWrite>) -> Result<Vec<FeedWrite>, Stor
                         return Err(refuse(format!(
                             "the score of {} in feed {:?} is {}, not a finite number",
                             post.uri, m.feed, m.score
+                        )));
+                    }
+                    if m.half_life_s.is_some_and(|h| !(h.is_finite() && h > 0.0)) {
+                        return Err(refuse(format!(
+                            "the half-life of {} in feed {:?} is {:?}, not a positive number of seconds",
+                            post.uri, m.feed, m.half_life_s
                         )));
                     }
                     if i64::try_from(m.min_likes).is_err() {
@@ -512,6 +537,7 @@ mod tests {
                 feed: "f".into(),
                 score,
                 min_likes,
+                half_life_s: None,
             }],
         }
     }

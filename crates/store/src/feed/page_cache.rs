@@ -213,6 +213,7 @@ mod tests {
                 feed: "f".into(),
                 score: 0.0,
                 min_likes: 0,
+                half_life_s: None,
             }],
         }
     }

@@ -46,14 +46,20 @@ const UPSERT_POST: &str = "INSERT INTO posts (uri, cid, author, rkey, created_at
 const CLEAR_MEMBERSHIPS: &str =
     "DELETE FROM feed_items WHERE post_seq = (SELECT seq FROM posts WHERE uri = $1)";
 // The post's seq and (kept) indexed_at come from its row; feeds arrive deduplicated.
+// An engagement-ranked membership (a half-life) is scored from the post's stored counts.
 const ADD_MEMBERSHIPS: &str = "INSERT INTO feed_items (feed, post_seq, score, min_likes, \
-        indexed_at) \
-    SELECT m.feed, p.seq, m.score, m.min_likes, p.indexed_at \
+        indexed_at, half_life) \
+    SELECT m.feed, p.seq, \
+        CASE WHEN m.half_life IS NULL THEN m.score \
+            ELSE ln((1 + p.like_count + 2 * p.repost_count)::float8) / ln(2::float8) \
+                + p.created_at::float8 / 1000.0 / m.half_life END, \
+        m.min_likes, p.indexed_at, m.half_life \
     FROM posts AS p \
-        CROSS JOIN unnest($2::text[], $3::float8[], $4::int8[]) AS m (feed, score, min_likes) \
+        CROSS JOIN unnest($2::text[], $3::float8[], $4::int8[], $5::float8[]) \
+            AS m (feed, score, min_likes, half_life) \
     WHERE p.uri = $1 \
     ON CONFLICT (feed, post_seq) DO UPDATE SET score = EXCLUDED.score, \
-        min_likes = EXCLUDED.min_likes";
+        min_likes = EXCLUDED.min_likes, half_life = EXCLUDED.half_life";
 const DELETE_POST: &str = "DELETE FROM posts WHERE uri = $1";
 const DELETE_REPOST_ITEMS: &str = "DELETE FROM posts WHERE repost_of = $1";
 const DELETE_AUTHOR_POSTS: &str = "DELETE FROM posts WHERE author = $1";
@@ -75,34 +81,63 @@ struct Engagement {
     remove_range: &'static str,
 }
 
+/// Ends an engagement statement: the posts whose counts changed (`counted`) get their
+/// engagement scores recomputed, `log2(1 + likes + 2 × reposts) + created_at / half_life`.
+macro_rules! rescored {
+    ($counted:literal) => {
+        concat!(
+            $counted,
+            " RETURNING posts.seq, posts.like_count, posts.repost_count, posts.created_at) \
+            UPDATE feed_items AS fi SET score = \
+                ln((1 + c.like_count + 2 * c.repost_count)::float8) / ln(2::float8) \
+                + c.created_at::float8 / 1000.0 / fi.half_life \
+            FROM counted AS c WHERE fi.post_seq = c.seq AND fi.half_life IS NOT NULL"
+        )
+    };
+}
+
 const LIKES: Engagement = Engagement {
-    add: "WITH added AS (INSERT INTO likes (uri, post_seq) \
+    add: rescored!(
+        "WITH added AS (INSERT INTO likes (uri, post_seq) \
             SELECT $1::text, seq FROM posts WHERE uri = $2 \
-            ON CONFLICT (uri) DO NOTHING RETURNING post_seq) \
-        UPDATE posts SET like_count = like_count + 1 FROM added WHERE seq = added.post_seq",
-    remove: "WITH removed AS (DELETE FROM likes WHERE uri = $1 RETURNING post_seq) \
-        UPDATE posts SET like_count = like_count - 1 FROM removed \
-        WHERE seq = removed.post_seq",
-    remove_range: "WITH removed AS (DELETE FROM likes WHERE uri >= $1 AND uri < $2 \
+            ON CONFLICT (uri) DO NOTHING RETURNING post_seq), \
+        counted AS (UPDATE posts SET like_count = like_count + 1 FROM added \
+            WHERE seq = added.post_seq"
+    ),
+    remove: rescored!(
+        "WITH removed AS (DELETE FROM likes WHERE uri = $1 RETURNING post_seq), \
+        counted AS (UPDATE posts SET like_count = like_count - 1 FROM removed \
+            WHERE seq = removed.post_seq"
+    ),
+    remove_range: rescored!(
+        "WITH removed AS (DELETE FROM likes WHERE uri >= $1 AND uri < $2 \
             RETURNING post_seq), \
-        per_post AS (SELECT post_seq, COUNT(*) AS n FROM removed GROUP BY post_seq) \
-        UPDATE posts SET like_count = like_count - per_post.n FROM per_post \
-        WHERE seq = per_post.post_seq",
+        per_post AS (SELECT post_seq, COUNT(*) AS n FROM removed GROUP BY post_seq), \
+        counted AS (UPDATE posts SET like_count = like_count - per_post.n FROM per_post \
+            WHERE seq = per_post.post_seq"
+    ),
 };
 
 const REPOSTS: Engagement = Engagement {
-    add: "WITH added AS (INSERT INTO reposts (uri, post_seq) \
+    add: rescored!(
+        "WITH added AS (INSERT INTO reposts (uri, post_seq) \
             SELECT $1::text, seq FROM posts WHERE uri = $2 \
-            ON CONFLICT (uri) DO NOTHING RETURNING post_seq) \
-        UPDATE posts SET repost_count = repost_count + 1 FROM added WHERE seq = added.post_seq",
-    remove: "WITH removed AS (DELETE FROM reposts WHERE uri = $1 RETURNING post_seq) \
-        UPDATE posts SET repost_count = repost_count - 1 FROM removed \
-        WHERE seq = removed.post_seq",
-    remove_range: "WITH removed AS (DELETE FROM reposts WHERE uri >= $1 AND uri < $2 \
+            ON CONFLICT (uri) DO NOTHING RETURNING post_seq), \
+        counted AS (UPDATE posts SET repost_count = repost_count + 1 FROM added \
+            WHERE seq = added.post_seq"
+    ),
+    remove: rescored!(
+        "WITH removed AS (DELETE FROM reposts WHERE uri = $1 RETURNING post_seq), \
+        counted AS (UPDATE posts SET repost_count = repost_count - 1 FROM removed \
+            WHERE seq = removed.post_seq"
+    ),
+    remove_range: rescored!(
+        "WITH removed AS (DELETE FROM reposts WHERE uri >= $1 AND uri < $2 \
             RETURNING post_seq), \
-        per_post AS (SELECT post_seq, COUNT(*) AS n FROM removed GROUP BY post_seq) \
-        UPDATE posts SET repost_count = repost_count - per_post.n FROM per_post \
-        WHERE seq = per_post.post_seq",
+        per_post AS (SELECT post_seq, COUNT(*) AS n FROM removed GROUP BY post_seq), \
+        counted AS (UPDATE posts SET repost_count = repost_count - per_post.n FROM per_post \
+            WHERE seq = per_post.post_seq"
+    ),
 };
 
 // `p.seq < $2` repeats `fi.post_seq < $2` for the planner, which does not carry a range across
@@ -516,22 +551,25 @@ fn queue<'a>(
             let mut names: Vec<&str> = Vec::with_capacity(feeds.len());
             let mut scores = Vec::with_capacity(feeds.len());
             let mut min_likes = Vec::with_capacity(feeds.len());
+            let mut half_lives: Vec<Option<f64>> = Vec::with_capacity(feeds.len());
             for m in feeds {
                 match names.iter().position(|f| *f == m.feed) {
                     Some(j) => {
                         scores[j] = m.score;
                         min_likes[j] = min_likes_to_sql(m.min_likes);
+                        half_lives[j] = m.half_life_s;
                     }
                     None => {
                         names.push(&m.feed);
                         scores.push(m.score);
                         min_likes.push(min_likes_to_sql(m.min_likes));
+                        half_lives.push(m.half_life_s);
                     }
                 }
             }
             push!(
                 &st.add_memberships,
-                [&post.uri, &names, &scores, &min_likes]
+                [&post.uri, &names, &scores, &min_likes, &half_lives]
             );
         }
         FeedWrite::DeletePost { uri } => {

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use super::{
-    clean_arg, from_sql_count, min_likes_to_sql, prepare, record_uri_range, to_sql_count,
-    AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
+    clean_arg, engagement_score, engagement_weight, from_sql_count, min_likes_to_sql, prepare,
+    record_uri_range, to_sql_count, AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
 };
 use crate::sqlite::{query_error, Role};
 use crate::{now_unix_ms, SqliteStore, StoreError};
@@ -59,13 +59,17 @@ const UPDATE_POST: &str = concat!(
         langs = ?7, text = ?8, reply_parent = ?9, reply_root = ?10, embed_kind = ?11, \
         hashtags = ?12, mentions = ?13, labels = ?14, repost_of = ?15 WHERE ",
     post_is!("", "?1"),
-    " RETURNING seq, indexed_at"
+    " RETURNING seq, indexed_at, like_count, repost_count"
 );
 const CLEAR_MEMBERSHIPS: &str = "DELETE FROM feed_items WHERE post_seq = ?1";
 const ADD_MEMBERSHIP: &str = "INSERT INTO feed_items (feed, post_seq, score, min_likes, \
-        indexed_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+        indexed_at, half_life) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
     ON CONFLICT (feed, post_seq) DO UPDATE SET score = excluded.score, \
-        min_likes = excluded.min_likes";
+        min_likes = excluded.min_likes, half_life = excluded.half_life";
+// An engagement-ranked post's scores after its counts changed: ?1 = log2(1 + likes +
+// 2 × reposts), ?2 = created_at in seconds (SQLite here has no log2 of its own).
+const RESCORE: &str = "UPDATE feed_items SET score = ?1 + ?2 / half_life \
+    WHERE post_seq = ?3 AND half_life IS NOT NULL";
 const DELETE_POST: &str = concat!("DELETE FROM posts WHERE ", post_is!("", "?1"));
 const DELETE_REPOST_ITEMS: &str = "DELETE FROM posts WHERE repost_of = ?1";
 // There is no index on author (every insert would land at a random place in it): removing an
@@ -101,8 +105,10 @@ const LIKES: Engagement = Engagement {
     ),
     remove: "DELETE FROM likes WHERE uri = ?1 RETURNING post_seq",
     remove_range: "DELETE FROM likes WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
-    increment: "UPDATE posts SET like_count = like_count + 1 WHERE seq = ?1",
-    decrement: "UPDATE posts SET like_count = like_count - ?2 WHERE seq = ?1",
+    increment: "UPDATE posts SET like_count = like_count + 1 WHERE seq = ?1 \
+        RETURNING like_count, repost_count, created_at",
+    decrement: "UPDATE posts SET like_count = like_count - ?2 WHERE seq = ?1 \
+        RETURNING like_count, repost_count, created_at",
 };
 
 const REPOSTS: Engagement = Engagement {
@@ -113,8 +119,10 @@ const REPOSTS: Engagement = Engagement {
     ),
     remove: "DELETE FROM reposts WHERE uri = ?1 RETURNING post_seq",
     remove_range: "DELETE FROM reposts WHERE uri >= ?1 AND uri < ?2 RETURNING post_seq",
-    increment: "UPDATE posts SET repost_count = repost_count + 1 WHERE seq = ?1",
-    decrement: "UPDATE posts SET repost_count = repost_count - ?2 WHERE seq = ?1",
+    increment: "UPDATE posts SET repost_count = repost_count + 1 WHERE seq = ?1 \
+        RETURNING like_count, repost_count, created_at",
+    decrement: "UPDATE posts SET repost_count = repost_count - ?2 WHERE seq = ?1 \
+        RETURNING like_count, repost_count, created_at",
 };
 
 // `LIMIT ?N + 0`, not `LIMIT ?N`: SQLite plans with a bare LIMIT parameter's value, so every
@@ -421,24 +429,34 @@ fn apply_one(
                 .prepare_cached(INSERT_POST)?
                 .query_row(values, |row| row.get(0))
                 .optional()?;
-            let (seq, indexed_at) = match inserted {
-                Some(seq) => (seq, post.indexed_at_ms),
+            let (seq, indexed_at, likes, reposts) = match inserted {
+                Some(seq) => (seq, post.indexed_at_ms, 0, 0),
                 None => {
-                    let kept: (i64, i64) = tx
-                        .prepare_cached(UPDATE_POST)?
-                        .query_row(values, |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    let kept: (i64, i64, i64, i64) =
+                        tx.prepare_cached(UPDATE_POST)?.query_row(values, |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?;
                     tx.prepare_cached(CLEAR_MEMBERSHIPS)?.execute([kept.0])?;
                     kept
                 }
             };
             let mut add = tx.prepare_cached(ADD_MEMBERSHIP)?;
             for m in feeds {
+                let score = m.half_life_s.map_or(m.score, |h| {
+                    engagement_score(
+                        from_sql_count(likes),
+                        from_sql_count(reposts),
+                        post.created_at_ms,
+                        h,
+                    )
+                });
                 add.execute(params![
                     m.feed,
                     seq,
-                    m.score,
+                    score,
                     min_likes_to_sql(m.min_likes),
-                    indexed_at
+                    indexed_at,
+                    m.half_life_s
                 ])?;
             }
         }
@@ -506,8 +524,31 @@ fn add_engagement(
         .query_row([uri, subject], |row| row.get(0))
         .optional()?;
     if let Some(seq) = seq {
-        tx.prepare_cached(kind.increment)?.execute([seq])?;
+        let counts = tx
+            .prepare_cached(kind.increment)?
+            .query_row([seq], counts_of)
+            .optional()?;
+        if let Some(counts) = counts {
+            rescore(tx, seq, counts)?;
+        }
     }
+    Ok(())
+}
+
+/// A post's like and repost counts and `created_at`, as the count updates return them.
+fn counts_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+/// Recomputes the post's engagement scores from its counts.
+fn rescore(
+    tx: &Transaction<'_>,
+    seq: i64,
+    (likes, reposts, created_at): (i64, i64, i64),
+) -> rusqlite::Result<()> {
+    let weight = engagement_weight(from_sql_count(likes), from_sql_count(reposts));
+    tx.prepare_cached(RESCORE)?
+        .execute(params![weight, created_at as f64 / 1000.0, seq])?;
     Ok(())
 }
 
@@ -529,9 +570,14 @@ fn decrement(
     for seq in seqs {
         *per_post.entry(seq).or_default() += 1;
     }
-    let mut stmt = tx.prepare_cached(kind.decrement)?;
     for (seq, n) in per_post {
-        stmt.execute([seq, n])?;
+        let counts = tx
+            .prepare_cached(kind.decrement)?
+            .query_row([seq, n], counts_of)
+            .optional()?;
+        if let Some(counts) = counts {
+            rescore(tx, seq, counts)?;
+        }
     }
     Ok(())
 }
