@@ -230,7 +230,14 @@ fn main() {
         // First pages (what apps ask for on every refresh; served by the first-page cache
         // between indexer batches), then pages deep in the feed (a cursor halfway down:
         // every request runs the page query).
-        let deep = format!("{base}&cursor={}", PageCursor::Before(posts as i64 / 2));
+        let halfway = feed_store
+            .chronological_page("all", None, posts as usize / 2)
+            .await
+            .expect("page")
+            .last()
+            .map(|i| PageCursor::After(i.position()))
+            .expect("posts");
+        let deep = format!("{base}&cursor={halfway}");
         for (what, url) in [("first pages", base), ("pages halfway down", deep)] {
             let out = tokio::task::spawn_blocking(move || {
                 std::process::Command::new("wrk")

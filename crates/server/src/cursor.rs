@@ -2,11 +2,16 @@
 
 use std::fmt;
 
+use skystream_store::PagePosition;
+
 /// Where the next page starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum PageCursor {
-    /// Chronological: items inserted before this sequence number.
-    Before(i64),
+    /// Chronological: the items after this one (by time, then insertion sequence).
+    After(PagePosition),
+    /// Chronological, as cursors were before pages followed the posts' time (`c.SEQ`):
+    /// recognised so the client is told to start again rather than that it sent junk.
+    Outdated,
     /// Ranked: position `offset` in snapshot `id`.
     Snapshot {
         /// The snapshot's id (hex).
@@ -23,7 +28,26 @@ impl PageCursor {
             if seq.is_empty() || seq.len() > 19 || !seq.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            return seq.parse().ok().map(PageCursor::Before);
+            return seq.parse::<i64>().ok().map(|_| PageCursor::Outdated);
+        }
+        if let Some(rest) = s.strip_prefix("t.") {
+            // t.SEQ.SCORE: the score is f64's shortest round-trip text, so it compares equal.
+            let (seq, score) = rest.split_once('.')?;
+            let seq_ok =
+                !seq.is_empty() && seq.len() <= 19 && seq.bytes().all(|b| b.is_ascii_digit());
+            let score_ok = !score.is_empty()
+                && score.len() <= 40
+                && score
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+            if !(seq_ok && score_ok) {
+                return None;
+            }
+            let score: f64 = score.parse().ok().filter(|f: &f64| f.is_finite())?;
+            return Some(PageCursor::After(PagePosition {
+                score,
+                seq: seq.parse().ok()?,
+            }));
         }
         let rest = s.strip_prefix("r.")?;
         let (id, offset) = rest.split_once('.')?;
@@ -43,7 +67,8 @@ impl PageCursor {
 impl fmt::Display for PageCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PageCursor::Before(seq) => write!(f, "c.{seq}"),
+            PageCursor::After(p) => write!(f, "t.{}.{}", p.seq, p.score),
+            PageCursor::Outdated => f.write_str("c.0"),
             PageCursor::Snapshot { id, offset } => write!(f, "r.{id}.{offset}"),
         }
     }
@@ -56,7 +81,18 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_junk() {
         for c in [
-            PageCursor::Before(12345),
+            PageCursor::After(PagePosition {
+                score: 1_783_175_886.24,
+                seq: 12345,
+            }),
+            PageCursor::After(PagePosition {
+                score: -0.5,
+                seq: 0,
+            }),
+            PageCursor::After(PagePosition {
+                score: 1_783_175_886.000_001,
+                seq: 7,
+            }),
             PageCursor::Snapshot {
                 id: "0123456789abcdef0123456789abcdef".into(),
                 offset: 30,
@@ -75,8 +111,18 @@ mod tests {
             "r.0123456789abcdef0123456789abcdef.1x",
             "x.1",
             "c.1.2",
+            "t.1",
+            "t.1.",
+            "t..1.5",
+            "t.1.1e9",
+            "t.1.NaN",
+            "t.1.inf",
+            "t.-1.5",
+            "t.1.5 OR 1=1",
         ] {
             assert_eq!(PageCursor::parse(bad), None, "{bad:?}");
         }
+        // A cursor from before pages followed the posts' time is known, and outdated.
+        assert_eq!(PageCursor::parse("c.12345"), Some(PageCursor::Outdated));
     }
 }

@@ -170,20 +170,25 @@ async fn skeleton_inner(
     let feed = resolve_feed(st, uri)?;
     check_auth(st, headers, feed.auth, SKELETON).await?;
     let (posts, next): (Vec<(String, Option<String>)>, _) = match (feed.ranking, cursor) {
+        (_, Some(PageCursor::Outdated)) => {
+            return Err(XrpcError::invalid(
+                "the cursor has expired; start again from the first page",
+            ))
+        }
         (RankingKind::Chronological, Some(PageCursor::Snapshot { .. }))
-        | (RankingKind::Engagement, Some(PageCursor::Before(_))) => {
+        | (RankingKind::Engagement, Some(PageCursor::After(_))) => {
             return Err(XrpcError::invalid(
                 "the cursor belongs to another kind of feed",
             ))
         }
         (RankingKind::Chronological, c) => {
-            let before = match c {
-                Some(PageCursor::Before(seq)) => Some(seq),
+            let after = match c {
+                Some(PageCursor::After(p)) => Some(p),
                 _ => None,
             };
-            let items = st.store.chronological_page(&feed.id, before, limit).await?;
+            let items = st.store.chronological_page(&feed.id, after, limit).await?;
             let next = (items.len() == limit)
-                .then(|| items.last().map(|i| PageCursor::Before(i.seq)))
+                .then(|| items.last().map(|i| PageCursor::After(i.position())))
                 .flatten();
             let posts = items.into_iter().map(|i| (i.uri, i.repost)).collect();
             (posts, next)

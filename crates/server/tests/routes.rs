@@ -87,7 +87,12 @@ async fn seeded(n: usize) -> Arc<dyn FeedStore> {
                 .iter()
                 .map(|f| Membership {
                     feed: (*f).into(),
-                    score: (i % 7) as f64,
+                    // A chronological feed's score is the post's time, as the indexer gives it.
+                    score: if *f == "chrono" {
+                        post(i).created_at_ms as f64 / 1000.0
+                    } else {
+                        (i % 7) as f64
+                    },
                     min_likes: 0,
                     half_life_s: None,
                 })
@@ -200,7 +205,8 @@ async fn repost_items_carry_the_repost_as_reason() {
             },
             feeds: vec![Membership {
                 feed: "chrono".into(),
-                score: 0.0,
+                // Reposted after both posts were made.
+                score: 1_800_000_000.0,
                 min_likes: 0,
                 half_life_s: None,
             }],

@@ -58,7 +58,7 @@ pub use backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRo
 pub use error::{StoreError, StoreErrorKind};
 pub use feed::{
     engagement_score, AccountStatus, FeedItem, FeedStore, FeedWrite, FirstPageCache, Membership,
-    PostRow, FIRST_PAGE_TTL,
+    PagePosition, PostRow, FIRST_PAGE_TTL,
 };
 pub use memory::MemoryStore;
 pub use migrations::{

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::backfill::{BackfillProgress, BackfillStore, RepoJob, RepoOutcome, RepoRow};
-use crate::feed::{FeedItem, FeedStore, FeedWrite, PostRow};
+use crate::feed::{FeedItem, FeedStore, FeedWrite, PagePosition, PostRow};
 use crate::migrations::{MigrationReport, LATEST_SCHEMA_VERSION};
 use crate::url::{BackendKind, StoreUrl, Target};
 use crate::{CursorRow, CursorStore, MemoryStore, PostgresStore, SqliteStore, StoreError};
@@ -199,12 +199,10 @@ impl FeedStore for Store {
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError> {
-        self.feeds()
-            .chronological_page(feed, before_seq, limit)
-            .await
+        self.feeds().chronological_page(feed, after, limit).await
     }
 
     async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {

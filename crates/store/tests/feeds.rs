@@ -239,12 +239,13 @@ mod behaviour {
         )])
         .await
         .unwrap();
+        // Its new score (time) moves it up; its seq, indexed_at and likes are kept.
         let after = s.chronological_page("all", None, 10).await.unwrap();
-        assert_eq!(uris(&after), [b1.as_str(), a2.as_str(), a1.as_str()]);
-        assert_eq!(after[2].seq, before[2].seq);
-        assert_eq!(after[2].score, 7.0);
-        assert_eq!(after[2].indexed_at_ms, 100);
-        assert_eq!(after[2].likes, 1);
+        assert_eq!(uris(&after), [a1.as_str(), b1.as_str(), a2.as_str()]);
+        assert_eq!(after[0].seq, before[2].seq);
+        assert_eq!(after[0].score, 7.0);
+        assert_eq!(after[0].indexed_at_ms, 100);
+        assert_eq!(after[0].likes, 1);
         assert!(page_uris(s, "art").await.is_empty());
         assert_eq!(page_uris(s, "music").await, [a1.as_str()]);
         let (row, likes, reposts) = s.post(&a1).await.unwrap().unwrap();
@@ -256,8 +257,8 @@ mod behaviour {
                 ..replay
             }
         );
-        // A new post still goes on top.
-        s.apply(vec![upsert(post(C, "1", 50), &[member("all", 0.0, 0)])])
+        // A newer post goes on top.
+        s.apply(vec![upsert(post(C, "1", 50), &[member("all", 8.0, 0)])])
             .await
             .unwrap();
         let top = s.chronological_page("all", None, 1).await.unwrap();
@@ -326,7 +327,7 @@ mod behaviour {
         // Paging by seq walks through them exactly once.
         let first = s.chronological_page("all", None, 2).await.unwrap();
         let rest = s
-            .chronological_page("all", Some(first[1].seq), 2)
+            .chronological_page("all", Some(first[1].position()), 2)
             .await
             .unwrap();
         assert_eq!(rest.len(), 1);
@@ -618,19 +619,22 @@ mod behaviour {
         assert_eq!(s.feed_counts().await.unwrap(), [("all".to_owned(), 3)]);
     }
 
-    pub async fn chronological_pages_follow_insertion_order(fx: &Fixture) {
+    /// Pages follow the membership's score (a chronological feed's: the post's time), ties
+    /// by the newer insertion; the cursor is a keyset, so posts inserted below the reader's
+    /// position (a backfill's older posts) come on later pages exactly once, and newer ones
+    /// above it never do (issue 15, item 6: a backfilled post no longer lands on top).
+    pub async fn chronological_pages_follow_time_with_stable_cursors(fx: &Fixture) {
         let s = &fx.store;
-        // Inserted 0..25; createdAt runs backwards, and 7 is claimed far in the future.
+        // Inserted 0..25 with times 100 + i % 3: ties broken by the later insertion.
         let mut writes = Vec::new();
         for i in 0..25 {
-            let mut p = post(A, &format!("{i:02}"), 1_000 + i);
-            if i == 7 {
-                p.created_at_ms = i64::MAX / 2;
-            }
-            writes.push(upsert(p, &[member("all", (i % 3) as f64, 0)]));
+            let p = post(A, &format!("{i:02}"), 1_000 + i);
+            writes.push(upsert(p, &[member("all", (100 + i % 3) as f64, 0)]));
         }
         s.apply(writes).await.unwrap();
-        let expected: Vec<String> = (0..25).rev().map(|i| uri(A, &format!("{i:02}"))).collect();
+        let mut order: Vec<i64> = (0..25).collect();
+        order.sort_by_key(|i| std::cmp::Reverse((i % 3, *i)));
+        let mut expected: Vec<String> = order.iter().map(|i| uri(A, &format!("{i:02}"))).collect();
         let mut got = Vec::new();
         let mut before = None;
         let mut pages = 0;
@@ -641,18 +645,42 @@ mod behaviour {
             }
             pages += 1;
             assert!(page.len() <= 10);
-            before = Some(page.last().unwrap().seq);
+            before = Some(page.last().unwrap().position());
             got.extend(uris(&page));
+            if pages == 1 {
+                // While the reader is on page one: a week-old post (a backfill) and a new one.
+                s.apply(vec![
+                    upsert(post(B, "old", 5_000), &[member("all", 50.0, 0)]),
+                    upsert(post(B, "new", 5_001), &[member("all", 500.0, 0)]),
+                ])
+                .await
+                .unwrap();
+            }
         }
+        expected.push(uri(B, "old"));
         assert_eq!(pages, 3);
-        assert_eq!(got, expected);
+        assert_eq!(
+            got, expected,
+            "each item once, the old post at its time, the new one not"
+        );
+        // From the top, the new post leads and the backfilled one is last.
+        let top = uris(&s.chronological_page("all", None, 100).await.unwrap());
+        assert_eq!(top.first(), Some(&uri(B, "new")));
+        assert_eq!(top.last(), Some(&uri(B, "old")));
         assert!(s
             .chronological_page("all", None, 0)
             .await
             .unwrap()
             .is_empty());
         assert!(s
-            .chronological_page("all", Some(i64::MIN), 10)
+            .chronological_page(
+                "all",
+                Some(skystream_store::PagePosition {
+                    score: f64::MIN,
+                    seq: i64::MIN
+                }),
+                10
+            )
             .await
             .unwrap()
             .is_empty());
@@ -663,11 +691,11 @@ mod behaviour {
             .is_empty());
         let first = s.chronological_page("all", None, 3).await.unwrap();
         let next = s
-            .chronological_page("all", Some(first[1].seq), 1)
+            .chronological_page("all", Some(first[1].position()), 1)
             .await
             .unwrap();
         assert_eq!(next[0].uri, first[2].uri);
-        assert_eq!(first[0].indexed_at_ms, 1_024);
+        assert_eq!(first[0].indexed_at_ms, 5_001);
     }
 
     pub async fn ranking_by_score_then_seq(fx: &Fixture) {
@@ -689,8 +717,7 @@ mod behaviour {
         assert_eq!(uris(&top2), [u(4), u(2)]);
         assert_eq!(top2[0].score, 10.0);
         assert!(s.ranked_top("top", 0).await.unwrap().is_empty());
-        // Rescoring moves the ranking, not the chronological order; unknown targets are ignored.
-        let chrono = page_uris(s, "top").await;
+        // Rescoring moves the item (pages follow the score); unknown targets are ignored.
         s.apply(vec![
             FeedWrite::SetScore {
                 feed: "top".into(),
@@ -711,7 +738,7 @@ mod behaviour {
         .await
         .unwrap();
         assert_eq!(ranked_uris(s, "top").await[0], u(3));
-        assert_eq!(page_uris(s, "top").await, chrono);
+        assert_eq!(page_uris(s, "top").await[0], u(3));
         assert_eq!(ranked_uris(s, "other").await[0], u(3));
         assert!(page_uris(s, "nope").await.is_empty());
     }
@@ -1070,7 +1097,7 @@ mod behaviour {
 
     /// While writers insert, delete, replay and rescore, a reader pages with `before_seq`:
     /// every item that existed at the first page and was never deleted comes back exactly
-    /// once, seqs strictly fall from page to page, and no uri repeats.
+    /// once, positions (score, seq) strictly fall from page to page, and no uri repeats.
     pub async fn paging_is_exact_under_concurrent_writes(fx: &Fixture) {
         const SEEDS: usize = 240;
         const WRITERS: usize = 2;
@@ -1133,7 +1160,8 @@ mod behaviour {
                                 batch.push(FeedWrite::DeletePost { uri: target_uri });
                             }
                             1 if !gone.contains(&target) => {
-                                // A replay: must not move the post.
+                                // A replay (the post's time is its own, so its score is
+                                // too): must not move the post.
                                 let mut p = post(
                                     &format!("did:plc:seed{round}w{w}"),
                                     &target.to_string(),
@@ -1142,11 +1170,13 @@ mod behaviour {
                                 p.uri = target_uri;
                                 batch.push(upsert(
                                     p,
-                                    &[member(&feed, 5.0, 0), member("elsewhere", 1.0, 0)],
+                                    &[member(&feed, 0.0, 0), member("elsewhere", 1.0, 0)],
                                 ));
                             }
+                            // Rescoring elsewhere (a chronological item's time never
+                            // changes, so pages here stay put).
                             2 => batch.push(FeedWrite::SetScore {
-                                feed: feed.clone(),
+                                feed: "elsewhere".into(),
                                 uri: target_uri,
                                 score: rng.below(100) as f64,
                             }),
@@ -1184,8 +1214,8 @@ mod behaviour {
                     break;
                 }
                 assert!(page.len() <= limit);
-                before = Some(page.last().unwrap().seq);
-                seqs.extend(page.iter().map(|i| i.seq));
+                before = Some(page.last().unwrap().position());
+                seqs.extend(page.iter().map(|i| (i.score, i.seq)));
                 seen.extend(uris(&page));
                 if rng.below(3) == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -1200,7 +1230,7 @@ mod behaviour {
             }
             assert!(
                 seqs.windows(2).all(|w| w[0] > w[1]),
-                "seqs not strictly falling"
+                "positions (score, seq) not strictly falling"
             );
             let unique: HashSet<&String> = seen.iter().collect();
             assert_eq!(unique.len(), seen.len(), "a uri repeated");
@@ -1434,7 +1464,7 @@ macro_rules! suite {
                 min_likes_gates_memberships,
                 deactivated_hides_and_active_restores,
                 removed_deletes_from_every_feed,
-                chronological_pages_follow_insertion_order,
+                chronological_pages_follow_time_with_stable_cursors,
                 ranking_by_score_then_seq,
                 snapshots_round_trip_and_expire,
                 live_posts_checks_a_list,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{
     clean_arg, engagement_score, prepare, record_uri_range, AccountStatus, FeedItem, FeedStore,
-    FeedWrite, PostRow,
+    FeedWrite, PagePosition, PostRow,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -297,23 +297,24 @@ impl FeedStore for MemoryStore {
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError> {
         let state = self.feed_state();
         let Some(items) = state.items.get(&*clean_arg(feed)) else {
             return Ok(Vec::new());
         };
-        let before = before_seq.unwrap_or(i64::MAX);
-        Ok(items
-            .range(..before)
-            .rev()
+        let mut all: Vec<FeedItem> = items
+            .iter()
+            .filter(|(&seq, item)| after.is_none_or(|a| (item.score, seq) < (a.score, a.seq)))
             .filter_map(|(&seq, item)| {
                 let post = state.visible(seq, item)?;
                 Some(state.feed_item(seq, item, post))
             })
-            .take(limit)
-            .collect())
+            .collect();
+        all.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| b.seq.cmp(&a.seq)));
+        all.truncate(limit);
+        Ok(all)
     }
 
     async fn ranked_top(&self, feed: &str, max: usize) -> Result<Vec<FeedItem>, StoreError> {

@@ -215,8 +215,8 @@ impl FeedWrite {
 /// One visible item of a feed: a post's membership with the post's counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
-    /// The item's insertion sequence: the chronological order, and the cursor to pass as
-    /// `before_seq` for the next page.
+    /// The item's insertion sequence: the tie-break of the chronological order (see
+    /// [`FeedItem::position`] for the next page's start).
     pub seq: i64,
     /// The uri of the post the feed shows.
     pub uri: String,
@@ -231,6 +231,28 @@ pub struct FeedItem {
     pub reposts: u64,
     /// When the post was first indexed, Unix milliseconds.
     pub indexed_at_ms: i64,
+}
+
+/// Where a chronological page starts: just after the item at this position (the order is
+/// score, the post's time, then insertion sequence, both descending). A keyset rather than an
+/// offset, so a page's start stays put when newer posts arrive above it or older ones (a
+/// backfill) are inserted below it: nothing is served twice or skipped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PagePosition {
+    /// The item's score (for a chronological feed, its time in Unix seconds).
+    pub score: f64,
+    /// The item's insertion sequence, the tie-break.
+    pub seq: i64,
+}
+
+impl FeedItem {
+    /// This item's place in its chronological feed, to start the next page after it.
+    pub fn position(&self) -> PagePosition {
+        PagePosition {
+            score: self.score,
+            seq: self.seq,
+        }
+    }
 }
 
 /// The feed generator's tables: posts, memberships, likes/reposts, account status, ranking
@@ -286,7 +308,7 @@ pub struct FeedItem {
 ///     .await?;
 /// let page = store.chronological_page("hello", None, 1).await?;
 /// assert_eq!(page[0].uri, post("2").uri); // newest first
-/// let next = store.chronological_page("hello", Some(page[0].seq), 1).await?;
+/// let next = store.chronological_page("hello", Some(page[0].position()), 1).await?;
 /// assert_eq!((next[0].uri.as_str(), next[0].likes), (post("1").uri.as_str(), 1));
 /// # Ok(())
 /// # }
@@ -300,15 +322,16 @@ pub trait FeedStore: Send + Sync {
     /// (a few times) if the server aborts it for a deadlock with another writer.
     async fn apply(&self, writes: Vec<FeedWrite>) -> Result<(), StoreError>;
 
-    /// A page of `feed`, newest first by insertion sequence (not `createdAt`): the visible
-    /// items with `seq < before_seq` (`None`: from the top), at most `limit`. Visible: the
-    /// author (of a repost item, the reposter) is neither deactivated nor removed, and the
-    /// post has at least the membership's `min_likes` likes. Repost items come with
-    /// [`FeedItem::repost`] set.
+    /// A page of `feed`, newest first by the membership's score (for a chronological feed the
+    /// post's time: its `createdAt`, never later than when it was indexed), ties by the
+    /// higher insertion sequence: the visible items after `after` in that order (`None`: from
+    /// the top), at most `limit`. Visible: the author (of a repost item, the reposter) is
+    /// neither deactivated nor removed, and the post has at least the membership's
+    /// `min_likes` likes. Repost items come with [`FeedItem::repost`] set.
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError>;
 

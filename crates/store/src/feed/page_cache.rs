@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{FeedItem, FeedStore, FeedWrite, PostRow};
+use super::{FeedItem, FeedStore, FeedWrite, PagePosition, PostRow};
 use crate::StoreError;
 
 /// How long a cached first page may be served when nothing in this process wrote meanwhile.
@@ -99,11 +99,11 @@ impl FeedStore for FirstPageCache {
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError> {
-        if before_seq.is_some() {
-            return self.inner.chronological_page(feed, before_seq, limit).await;
+        if after.is_some() {
+            return self.inner.chronological_page(feed, after, limit).await;
         }
         if let Ok(items) = self.lookup(feed, limit) {
             return Ok(items);
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(second.len(), 2, "a write through the cache invalidates it");
         // A cursor page and another limit are never the cached page.
         let rest = cache
-            .chronological_page("f", Some(second[0].seq), 10)
+            .chronological_page("f", Some(second[0].position()), 10)
             .await
             .unwrap();
         assert_eq!(rest.len(), 1);

@@ -24,7 +24,7 @@ use tokio_postgres::Statement;
 
 use super::{
     clean_arg, from_sql_count, min_likes_to_sql, prepare, record_uri_range, to_sql_count,
-    AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
+    AccountStatus, FeedItem, FeedStore, FeedWrite, PagePosition, PostRow,
 };
 use crate::{now_unix_ms, PostgresStore, StoreError};
 
@@ -140,8 +140,7 @@ const REPOSTS: Engagement = Engagement {
     ),
 };
 
-// `p.seq < $2` repeats `fi.post_seq < $2` for the planner, which does not carry a range across
-// a join: without it, a merge join on a big feed scans posts from the newest down to the cursor.
+// Walks feed_items_score (feed, score DESC, post_seq DESC) from the cursor's position down.
 // A repost item shows the reposted post, with its counts when it is stored.
 const CHRONOLOGICAL: &str = "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), fi.score, \
         CASE WHEN p.repost_of IS NULL THEN p.like_count ELSE COALESCE( \
@@ -150,9 +149,10 @@ const CHRONOLOGICAL: &str = "SELECT fi.post_seq, COALESCE(p.repost_of, p.uri), f
             (SELECT s.repost_count FROM posts AS s WHERE s.uri = p.repost_of), 0) END, \
         fi.indexed_at, CASE WHEN p.repost_of IS NOT NULL THEN p.uri END \
     FROM feed_items AS fi JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = $1 AND fi.post_seq < $2 AND p.seq < $2 AND p.like_count >= fi.min_likes \
+    WHERE fi.feed = $1 AND (fi.score, fi.post_seq) < ($2, $3) \
+        AND p.like_count >= fi.min_likes \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
-    ORDER BY fi.post_seq DESC LIMIT $3";
+    ORDER BY fi.score DESC, fi.post_seq DESC LIMIT $4";
 const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
         fi.indexed_at, NULL::text \
     FROM feed_items AS fi JOIN posts AS p ON p.seq = fi.post_seq \
@@ -217,16 +217,19 @@ impl FeedStore for PostgresStore {
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError> {
         let feed = clean_arg(feed);
-        let before = before_seq.unwrap_or(i64::MAX);
+        let after = after.unwrap_or(PagePosition {
+            score: f64::MAX,
+            seq: i64::MAX,
+        });
         let limit = to_sql_count(limit);
         self.items(
             "reading a chronological page",
             CHRONOLOGICAL,
-            &[&feed, &before, &limit],
+            &[&feed, &after.score, &after.seq, &limit],
         )
         .await
     }

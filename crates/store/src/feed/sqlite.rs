@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 
 use super::{
     clean_arg, engagement_score, engagement_weight, from_sql_count, min_likes_to_sql, prepare,
-    record_uri_range, to_sql_count, AccountStatus, FeedItem, FeedStore, FeedWrite, PostRow,
+    record_uri_range, to_sql_count, AccountStatus, FeedItem, FeedStore, FeedWrite, PagePosition,
+    PostRow,
 };
 use crate::sqlite::{query_error, Role};
 use crate::{now_unix_ms, SqliteStore, StoreError};
@@ -142,9 +143,10 @@ const CHRONOLOGICAL: &str = concat!(
     "), 0) END, \
         fi.indexed_at, CASE WHEN p.repost_of IS NOT NULL THEN p.uri END \
     FROM feed_items AS fi CROSS JOIN posts AS p ON p.seq = fi.post_seq \
-    WHERE fi.feed = ?1 AND fi.post_seq < ?2 AND p.like_count >= fi.min_likes \
+    WHERE fi.feed = ?1 AND (fi.score, fi.post_seq) < (?2, ?3) \
+        AND p.like_count >= fi.min_likes \
         AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.did = p.author) \
-    ORDER BY fi.post_seq DESC LIMIT ?3 + 0"
+    ORDER BY fi.score DESC, fi.post_seq DESC LIMIT ?4 + 0"
 );
 const RANKED: &str = "SELECT fi.post_seq, p.uri, fi.score, p.like_count, p.repost_count, \
         fi.indexed_at, NULL \
@@ -219,15 +221,22 @@ impl FeedStore for SqliteStore {
     async fn chronological_page(
         &self,
         feed: &str,
-        before_seq: Option<i64>,
+        after: Option<PagePosition>,
         limit: usize,
     ) -> Result<Vec<FeedItem>, StoreError> {
         let feed = clean_arg(feed).into_owned();
-        let before = before_seq.unwrap_or(i64::MAX);
+        let after = after.unwrap_or(PagePosition {
+            score: f64::MAX,
+            seq: i64::MAX,
+        });
         let limit = to_sql_count(limit);
         self.blocking(Role::Read, move |conn, db| {
-            items(conn, CHRONOLOGICAL, params![feed, before, limit])
-                .map_err(|e| query_error(db, "reading a chronological page", e))
+            items(
+                conn,
+                CHRONOLOGICAL,
+                params![feed, after.score, after.seq, limit],
+            )
+            .map_err(|e| query_error(db, "reading a chronological page", e))
         })
         .await
     }
@@ -686,7 +695,11 @@ mod tests {
             conn.execute_batch(m.sql).unwrap();
         }
         let ordered = [
-            (CHRONOLOGICAL, "PRIMARY KEY", params!["f", 10, 30].to_vec()),
+            (
+                CHRONOLOGICAL,
+                "feed_items_score",
+                params!["f", 1.5e9, 10, 30].to_vec(),
+            ),
             (RANKED, "feed_items_score", params!["f", 30].to_vec()),
         ];
         for (sql, index, params) in ordered {
