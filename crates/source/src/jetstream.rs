@@ -113,6 +113,10 @@ enum Outcome {
     Stop(SourceEnd),
 }
 
+/// Failures of one message at the same position before it is skipped (as the relay source's
+/// `max_frame_failures` default).
+const MAX_MESSAGE_FAILURES: u32 = 3;
+
 #[async_trait]
 impl Source for JetstreamSource {
     fn cursor_key(&self) -> String {
@@ -124,6 +128,8 @@ impl Source for JetstreamSource {
         let mut last_sent = start;
         let mut host = 0usize;
         let mut rewind = false;
+        // (position, failures there) for messages that would not decompress within the limit.
+        let mut failures: (Option<u64>, u32) = (None, 0);
         let mut decompressor = match &self.cfg.dictionary {
             Some(d) => match zstd::bulk::Decompressor::with_dictionary(d) {
                 Ok(z) => Some(z),
@@ -157,6 +163,7 @@ impl Source for JetstreamSource {
                             &mut last_sent,
                             decompressor.as_mut(),
                             &mut backoff,
+                            &mut failures,
                         )
                         .await;
                     metrics::gauge!("skystream_source_connected").set(0.0);
@@ -199,6 +206,7 @@ impl JetstreamSource {
         last_sent: &mut Option<u64>,
         mut zstd: Option<&mut zstd::bulk::Decompressor<'static>>,
         backoff: &mut Backoff,
+        failures: &mut (Option<u64>, u32),
     ) -> Outcome {
         loop {
             let text = match conn.next(&ctx.shutdown).await {
@@ -217,8 +225,21 @@ impl JetstreamSource {
                             }
                         },
                         Err(e) => {
+                            // Corrupt, or decompressing past the size limit: the same rule as
+                            // an undecodable relay frame, reconnect twice, then skip it.
                             metrics::counter!("skystream_decode_errors_total", "reason" => "zstd")
                                 .increment(1);
+                            if failures.0 == *last_sent {
+                                failures.1 += 1;
+                            } else {
+                                *failures = (*last_sent, 1);
+                            }
+                            if failures.1 >= MAX_MESSAGE_FAILURES {
+                                metrics::counter!("skystream_frames_skipped_total").increment(1);
+                                warn!(after = ?last_sent, error = %e, "skipping a compressed message that failed {} times", failures.1);
+                                *failures = (None, 0);
+                                continue;
+                            }
                             return Outcome::Reconnect("bad_frame", e.to_string());
                         }
                     }

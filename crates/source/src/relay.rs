@@ -10,7 +10,7 @@ use skystream_event::{from_frame, FrameOptions};
 use skystream_firehose::{decode_frame_with, Frame, Limits};
 use skystream_identity::Resolver;
 use skystream_pipeline::{Envelope, Raw};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::ws::{self, Disconnect, Payload, WatchdogConfig};
@@ -87,6 +87,12 @@ impl RelaySource {
 /// What reading one connection ended with.
 enum Outcome {
     Reconnect(&'static str, String),
+    /// The relay says our cursor is ahead of its stream (a reset relay, another host behind
+    /// the same name): asking again with it would loop forever, so read from the live tail.
+    FutureCursor(String),
+    /// A message over the size limit failed at the same position as often as the skip rule
+    /// allows: step past it (see [`RelaySource::run`]).
+    SkipAhead(String),
     Stop(SourceEnd),
 }
 
@@ -117,13 +123,27 @@ impl Source for RelaySource {
         let mut validator = self.cfg.verify.as_ref().map(|_| {
             Validator::new(self.cfg.strict, 1_000_000).with_last_seq(start.map(|s| s as i64))
         });
+        // Set after a FutureCursor: the next connection asks for no cursor (the live tail).
+        let mut from_tail = false;
+        // How far past the last handled seq to ask from, to step over a message too large to
+        // read (which no connection can skip in place: the socket dies with it). Seqs from
+        // `last_sent` up to the oversized message's are gaps (any event there would have been
+        // read and moved `last_sent`), so asking from `last_sent + 1`, `+ 2`, … skips nothing
+        // but the oversized message.
+        let mut skip_ahead: u64 = 0;
         loop {
             drain(&ctx, last_sent, self.cfg.drain_timeout).await;
-            let cursor = *ctx.committed.borrow();
+            let cursor = match (from_tail, skip_ahead, last_sent) {
+                (true, ..) => None,
+                (false, 1.., Some(l)) => Some(l.saturating_add(skip_ahead)),
+                _ => *ctx.committed.borrow(),
+            };
+            from_tail = false;
             let url = match cursor {
                 Some(c) => format!("{}?cursor={c}", self.cfg.url),
                 None => self.cfg.url.clone(),
             };
+            let sent_before = last_sent;
             let outcome = match ws::connect(&url, &self.cfg.watchdog).await {
                 Err(e) => Outcome::Reconnect(e.label(), e.detail),
                 Ok(mut conn) => {
@@ -144,23 +164,47 @@ impl Source for RelaySource {
                     o
                 }
             };
-            match outcome {
+            if last_sent != sent_before {
+                skip_ahead = 0;
+            }
+            let (reason, detail) = match outcome {
                 Outcome::Stop(end) => return end,
-                Outcome::Reconnect(reason, detail) => {
-                    let cursor = *ctx.committed.borrow();
-                    if !ws::pause_before_reconnect(
-                        &ctx.shutdown,
-                        &mut backoff,
-                        &self.cfg.url,
-                        reason,
-                        &detail,
-                        cursor,
-                    )
-                    .await
-                    {
-                        return SourceEnd::Shutdown;
-                    }
+                Outcome::Reconnect(reason, detail) => (reason, detail),
+                Outcome::FutureCursor(detail) => {
+                    metrics::counter!("skystream_source_cursor_resets_total", "reason" => "future_cursor").increment(1);
+                    error!(url = %self.cfg.url, cursor = ?cursor, detail = %detail,
+                        "the relay says our cursor is in its future; reading from its live tail (events between its tail and our cursor, if any, are not replayed)");
+                    from_tail = true;
+                    skip_ahead = 0;
+                    failures = (None, 0);
+                    last_sent = None;
+                    validator = self
+                        .cfg
+                        .verify
+                        .as_ref()
+                        .map(|_| Validator::new(self.cfg.strict, 1_000_000));
+                    ("future_cursor", detail)
                 }
+                Outcome::SkipAhead(detail) => {
+                    skip_ahead += 1;
+                    metrics::counter!("skystream_frames_skipped_total").increment(1);
+                    warn!(after = ?last_sent, step = skip_ahead, detail = %detail,
+                        "a message over the size limit failed {} times; asking from past it", self.cfg.max_frame_failures);
+                    ("message_too_large", detail)
+                }
+            };
+            let cursor = *ctx.committed.borrow();
+            if !ws::pause_before_reconnect(
+                &ctx.shutdown,
+                &mut backoff,
+                &self.cfg.url,
+                reason,
+                &detail,
+                cursor,
+            )
+            .await
+            {
+                return SourceEnd::Shutdown;
             }
         }
     }
@@ -189,6 +233,20 @@ impl RelaySource {
                     continue;
                 }
                 Err(Disconnect::Shutdown) => return Outcome::Stop(SourceEnd::Shutdown),
+                Err(d @ Disconnect::TooLarge(_)) => {
+                    // Counts toward the same rule as a frame that would not decode.
+                    metrics::counter!("skystream_decode_errors_total", "reason" => "message_too_large")
+                        .increment(1);
+                    if failures.0 == *last_sent {
+                        failures.1 += 1;
+                    } else {
+                        *failures = (*last_sent, 1);
+                    }
+                    if failures.1 >= self.cfg.max_frame_failures {
+                        return Outcome::SkipAhead(d.detail());
+                    }
+                    return Outcome::Reconnect(d.reason(), d.detail());
+                }
                 Err(d) => return Outcome::Reconnect(d.reason(), d.detail()),
             };
             let frame = match decode_frame_with(&bytes, &self.cfg.limits) {
@@ -211,9 +269,15 @@ impl RelaySource {
                 }
             };
             match &frame {
+                Frame::Error(m) if m.error == "FutureCursor" => {
+                    return Outcome::FutureCursor(format!(
+                        "{}: {}",
+                        m.error,
+                        m.message.unwrap_or("")
+                    ));
+                }
                 Frame::Error(m) => {
                     let reason = match m.error {
-                        "FutureCursor" => "future_cursor",
                         "ConsumerTooSlow" => "consumer_too_slow",
                         _ => "error_frame",
                     };

@@ -95,6 +95,8 @@ pub enum Disconnect {
     Closed(String),
     /// A read or write failed.
     Error(String),
+    /// A message was larger than `max_message` (the connection is gone with it).
+    TooLarge(String),
     /// Shutdown was requested.
     Shutdown,
 }
@@ -107,6 +109,7 @@ impl Disconnect {
             Disconnect::PongTimeout => "pong_timeout",
             Disconnect::Closed(_) => "closed",
             Disconnect::Error(_) => "read_error",
+            Disconnect::TooLarge(_) => "message_too_large",
             Disconnect::Shutdown => "shutdown",
         }
     }
@@ -118,6 +121,7 @@ impl Disconnect {
             Disconnect::PongTimeout => "a ping went unanswered".into(),
             Disconnect::Closed(why) => format!("the server closed the connection ({why})"),
             Disconnect::Error(e) => format!("the connection failed: {e}"),
+            Disconnect::TooLarge(e) => format!("a message was over the size limit: {e}"),
             Disconnect::Shutdown => "shutting down".into(),
         }
     }
@@ -217,6 +221,9 @@ impl Conn {
                 _ = shutdown.cancelled() => return Err(Disconnect::Shutdown),
                 msg = self.ws.next() => match msg {
                     None => return Err(Disconnect::Closed("stream ended".into())),
+                    Some(Err(tungstenite::Error::Capacity(e))) => {
+                        return Err(Disconnect::TooLarge(e.to_string()))
+                    }
                     Some(Err(e)) => return Err(Disconnect::Error(e.to_string())),
                     Some(Ok(Message::Binary(b))) => {
                         self.last_data = Instant::now();

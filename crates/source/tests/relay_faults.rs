@@ -169,7 +169,7 @@ async fn error_frames_reconnect_from_the_durable_cursor() {
             Step::Close,
         ]),
         1 => Answer::Play(vec![
-            Step::Binary(write::encode_error("FutureCursor", None)),
+            Step::Binary(write::encode_error("ConsumerTooSlow", None)),
             Step::Close,
         ]),
         _ => {
@@ -205,4 +205,67 @@ async fn restarting_from_a_saved_cursor_asks_for_it() {
     let (seen, cursor) = h.stop().await;
     assert_eq!(seen, (16..=20).collect::<Vec<_>>());
     assert_eq!(cursor, Some(20));
+}
+
+/// A relay that answers our cursor with `FutureCursor` (issue 15, item 8): reconnecting with
+/// the same cursor loops forever, so the source reads from the live tail, whose seqs are below
+/// ours, and delivers them.
+#[tokio::test]
+async fn a_future_cursor_resumes_at_the_live_tail() {
+    let (url, attempts) = fake_upstream(|_, a| match a.cursor() {
+        Some(c) if c > 10 => Answer::Play(vec![
+            Step::Binary(write::encode_error(
+                "FutureCursor",
+                Some("cursor in the future"),
+            )),
+            Step::Close,
+        ]),
+        // The tail: what the relay has now, seq 4 to 8.
+        None => Answer::Play(frames(4, 8)),
+        Some(c) => Answer::Play(replay_after(Some(c), 8)),
+    })
+    .await;
+    let h = run(RelaySource::new(config(&url)), Some(500));
+    h.wait_for(5, Duration::from_secs(5)).await;
+    let attempts = attempts.lock().expect("lock").clone();
+    assert_eq!(attempts[0].cursor(), Some(500));
+    assert_eq!(
+        attempts[1].cursor(),
+        None,
+        "the second asks for the live tail"
+    );
+    let (seen, cursor) = h.stop().await;
+    assert_eq!(seen, (4..=8).collect::<Vec<_>>());
+    assert_eq!(cursor, Some(8));
+}
+
+/// A message over the WebSocket size limit kills the connection every time it is read; it
+/// counts toward the skip rule like an undecodable frame, and after three failures the source
+/// asks from past it (seq 3 is the oversized one; 1, 2, 4, 5 arrive).
+#[tokio::test]
+async fn an_oversized_message_counts_toward_the_skip_rule() {
+    let (url, attempts) = fake_upstream(|_, a| {
+        let from = a.cursor().map_or(1, |c| c + 1);
+        let mut s = Vec::new();
+        for seq in from..=5 {
+            if seq == 3 {
+                s.push(Step::Binary(vec![0u8; (1 << 20) + 1]));
+            } else {
+                s.push(frame(seq));
+            }
+        }
+        Answer::Play(s)
+    })
+    .await;
+    let h = run(RelaySource::new(config(&url)), None);
+    h.wait_for(4, Duration::from_secs(10)).await;
+    let attempts = attempts.lock().expect("lock").clone();
+    let cursors: Vec<Option<u64>> = attempts.iter().map(|a| a.cursor()).collect();
+    assert_eq!(
+        cursors,
+        [None, Some(2), Some(2), Some(3)],
+        "two retries at the same position, then from past the oversized message"
+    );
+    let (seen, _) = h.stop().await;
+    assert_eq!(seen, vec![1, 2, 4, 5]);
 }
