@@ -308,6 +308,23 @@ impl RelaySource {
                 metrics::counter!("skystream_events_repeated_total").increment(1);
                 continue;
             }
+            // Verified before the ordering checks record the frame: a commit that waits for its
+            // identity is read again, and must not then look like a repeat.
+            if let (Some(resolver), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
+                if let Err(reason) = verify_commit(resolver.as_ref(), msg).await {
+                    if let Unverified::Unavailable(detail) = reason {
+                        // Not the commit's fault: the stream waits (reconnecting with backoff
+                        // from the last handled seq, so this commit is read and checked
+                        // again) rather than drop it.
+                        metrics::counter!("skystream_identity_unavailable_total").increment(1);
+                        return Outcome::Reconnect("identity_unavailable", detail);
+                    }
+                    metrics::counter!("skystream_commits_rejected_total").increment(1);
+                    warn!(seq, did = msg.repo, reason = %reason, "dropping a commit that failed verification");
+                    *last_sent = Some(seq);
+                    continue;
+                }
+            }
             if let Some(v) = validator.as_deref_mut() {
                 if let Err(reason) = v.check(&frame) {
                     metrics::counter!("skystream_frames_dropped_total", "reason" => reason.as_str()).increment(1);
@@ -316,14 +333,6 @@ impl RelaySource {
                         reason = reason.as_str(),
                         "dropping a frame that fails stream validation"
                     );
-                    *last_sent = Some(seq);
-                    continue;
-                }
-            }
-            if let (Some(resolver), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
-                if let Err(reason) = verify_commit(resolver.as_ref(), msg).await {
-                    metrics::counter!("skystream_commits_rejected_total").increment(1);
-                    warn!(seq, did = msg.repo, reason = %reason, "dropping a commit that failed verification");
                     *last_sent = Some(seq);
                     continue;
                 }
@@ -368,27 +377,47 @@ impl RelaySource {
 
 /// Checks a commit against its author's current document; on a signature failure the
 /// document is fetched afresh once, since keys rotate.
+/// Why a commit was not verified.
+enum Unverified {
+    /// It fails: a bad signature, a DID that does not resolve, a broken `prevData`.
+    Invalid(String),
+    /// Its identity could not be fetched for a network reason: nothing is known yet.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unverified::Invalid(s) | Unverified::Unavailable(s) => f.write_str(s),
+        }
+    }
+}
+
+fn unresolved(e: skystream_identity::ResolveError) -> Unverified {
+    match e.kind() {
+        skystream_identity::ResolveErrorKind::Network => Unverified::Unavailable(e.to_string()),
+        _ => Unverified::Invalid(e.to_string()),
+    }
+}
+
 async fn verify_commit(
     resolver: &dyn Resolver,
     msg: &skystream_firehose::CommitMsg<'_>,
-) -> Result<(), String> {
-    let outcome = |check: CommitCheck| -> Result<(), String> {
-        check.signature?;
-        check.prev_data.unwrap_or(Ok(()))
+) -> Result<(), Unverified> {
+    let outcome = |check: CommitCheck| -> Result<(), Unverified> {
+        check.signature.map_err(Unverified::Invalid)?;
+        check
+            .prev_data
+            .unwrap_or(Ok(()))
+            .map_err(Unverified::Invalid)
     };
-    let doc = resolver
-        .resolve(msg.repo)
-        .await
-        .map_err(|e| e.to_string())?;
+    let doc = resolver.resolve(msg.repo).await.map_err(unresolved)?;
     let first = check_commit_with_doc(msg, &doc);
     if first.signature.is_ok() {
         return outcome(first);
     }
     resolver.purge(msg.repo);
-    let fresh = resolver
-        .resolve(msg.repo)
-        .await
-        .map_err(|e| e.to_string())?;
+    let fresh = resolver.resolve(msg.repo).await.map_err(unresolved)?;
     if fresh.verification_method == doc.verification_method {
         return outcome(first);
     }
