@@ -75,12 +75,46 @@ impl RelayConfig {
 #[derive(Debug)]
 pub struct RelaySource {
     cfg: RelayConfig,
+    refetched: Refetched,
+}
+
+/// When each DID's document was last fetched again after a bad signature: at most once a
+/// minute per DID, so a repository that keeps sending bad signatures cannot make us hammer
+/// its PLC or did:web host. Bounded: cleared when it holds this many DIDs.
+#[derive(Debug, Default)]
+struct Refetched(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+const REFETCH_EVERY: Duration = Duration::from_secs(60);
+const REFETCH_TRACKED: usize = 100_000;
+
+impl Refetched {
+    /// Whether `did` may be fetched again now (and notes it if so).
+    fn allow(&self, did: &str) -> bool {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if m.get(did)
+            .is_some_and(|t| now.duration_since(*t) < REFETCH_EVERY)
+        {
+            return false;
+        }
+        if m.len() >= REFETCH_TRACKED {
+            m.clear();
+        }
+        m.insert(did.to_owned(), now);
+        true
+    }
 }
 
 impl RelaySource {
     /// A source with these settings.
     pub fn new(cfg: RelayConfig) -> Self {
-        RelaySource { cfg }
+        RelaySource {
+            cfg,
+            refetched: Refetched::default(),
+        }
     }
 }
 
@@ -311,7 +345,7 @@ impl RelaySource {
             // Verified before the ordering checks record the frame: a commit that waits for its
             // identity is read again, and must not then look like a repeat.
             if let (Some(resolver), Frame::Commit(msg)) = (&self.cfg.verify, &frame) {
-                if let Err(reason) = verify_commit(resolver.as_ref(), msg).await {
+                if let Err(reason) = verify_commit(resolver.as_ref(), msg, &self.refetched).await {
                     if let Unverified::Unavailable(detail) = reason {
                         // Not the commit's fault: the stream waits (reconnecting with backoff
                         // from the last handled seq, so this commit is read and checked
@@ -403,6 +437,7 @@ fn unresolved(e: skystream_identity::ResolveError) -> Unverified {
 async fn verify_commit(
     resolver: &dyn Resolver,
     msg: &skystream_firehose::CommitMsg<'_>,
+    refetched: &Refetched,
 ) -> Result<(), Unverified> {
     let outcome = |check: CommitCheck| -> Result<(), Unverified> {
         check.signature.map_err(Unverified::Invalid)?;
@@ -413,7 +448,8 @@ async fn verify_commit(
     };
     let doc = resolver.resolve(msg.repo).await.map_err(unresolved)?;
     let first = check_commit_with_doc(msg, &doc);
-    if first.signature.is_ok() {
+    // A bad signature may mean a rotated key: fetch the document again, at most once a minute.
+    if first.signature.is_ok() || !refetched.allow(msg.repo) {
         return outcome(first);
     }
     resolver.purge(msg.repo);
@@ -429,4 +465,28 @@ pub(crate) fn now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_did_is_fetched_again_at_most_once_a_minute() {
+        let r = Refetched::default();
+        assert!(r.allow("did:plc:a"));
+        assert!(
+            !r.allow("did:plc:a"),
+            "a second bad signature within the minute"
+        );
+        assert!(r.allow("did:plc:b"));
+        // A minute later it may be fetched again.
+        if let Ok(mut m) = r.0.lock() {
+            let past = std::time::Instant::now().checked_sub(REFETCH_EVERY);
+            if let (Some(t), Some(past)) = (m.get_mut("did:plc:a"), past) {
+                *t = past;
+            }
+        }
+        assert!(r.allow("did:plc:a"));
+    }
 }
