@@ -32,13 +32,39 @@ pub struct Envelope {
     pub event: Event,
     /// The bytes the source received, if kept.
     pub raw: Option<Raw>,
+    /// Where a partitioned upstream (Kafka) holds the message the event came from. The event's
+    /// cursor is then a number local to this run, so a consumer that must not take an event
+    /// twice across restarts goes by this position instead.
+    pub position: Option<Position>,
 }
 
 impl Envelope {
     /// An envelope without raw bytes.
     pub fn new(event: Event) -> Self {
-        Envelope { event, raw: None }
+        Envelope {
+            event,
+            raw: None,
+            position: None,
+        }
     }
+
+    /// An envelope carrying the source's original bytes.
+    pub fn with_raw(event: Event, raw: Option<Raw>) -> Self {
+        Envelope {
+            event,
+            raw,
+            position: None,
+        }
+    }
+}
+
+/// A message's place in a partitioned log: ordered within its partition, unordered across.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The partition.
+    pub partition: u32,
+    /// The message's offset within it.
+    pub offset: u64,
 }
 
 /// A source's original encoding of an event.

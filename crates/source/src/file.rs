@@ -108,7 +108,7 @@ fn decode_chunk(
                 CaptureFormat::RelayFrames => Raw::Frame(data),
                 CaptureFormat::JetstreamJson => Raw::JsonLine(String::from_utf8_lossy(&data).into_owned()),
             });
-            Some(Envelope { event, raw })
+            Some(Envelope::with_raw(event, raw))
         })
         .collect()
 }

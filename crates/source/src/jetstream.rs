@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use skystream_event::jetstream::parse_line;
 use skystream_event::{Event, EventKind, Info, Origin};
 use skystream_pipeline::{Envelope, Raw};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::failures::FailureCount;
 use crate::relay::{drain, now_us};
 use crate::ws::{self, Disconnect, Payload, WatchdogConfig};
 use crate::{Source, SourceContext, SourceEnd};
@@ -85,15 +86,17 @@ impl JetstreamSource {
         if self.cfg.dictionary.is_some() {
             q.push("compress=true".into());
         }
+        // The host skips what this client could not read anyway: a message over the
+        // WebSocket limit would otherwise kill the connection at the same place every time.
+        q.push(format!(
+            "maxMessageSizeBytes={}",
+            self.cfg.watchdog.max_message
+        ));
         if let Some(c) = cursor {
             q.push(format!("cursor={c}"));
         }
         let base = &self.cfg.urls[host % self.cfg.urls.len()];
-        if q.is_empty() {
-            base.clone()
-        } else {
-            format!("{base}?{}", q.join("&"))
-        }
+        format!("{base}?{}", q.join("&"))
     }
 }
 
@@ -128,8 +131,9 @@ impl Source for JetstreamSource {
         let mut last_sent = start;
         let mut host = 0usize;
         let mut rewind = false;
-        // (position, failures there) for messages that would not decompress within the limit.
-        let mut failures: (Option<u64>, u32) = (None, 0);
+        // Failures of the message after the last handled time (too large, or would not
+        // decompress within the limit).
+        let mut failures = FailureCount::default();
         let mut decompressor = match &self.cfg.dictionary {
             Some(d) => match zstd::bulk::Decompressor::with_dictionary(d) {
                 Ok(z) => Some(z),
@@ -206,7 +210,7 @@ impl JetstreamSource {
         last_sent: &mut Option<u64>,
         mut zstd: Option<&mut zstd::bulk::Decompressor<'static>>,
         backoff: &mut Backoff,
-        failures: &mut (Option<u64>, u32),
+        failures: &mut FailureCount,
     ) -> Outcome {
         loop {
             let text = match conn.next(&ctx.shutdown).await {
@@ -229,15 +233,11 @@ impl JetstreamSource {
                             // an undecodable relay frame, reconnect twice, then skip it.
                             metrics::counter!("skystream_decode_errors_total", "reason" => "zstd")
                                 .increment(1);
-                            if failures.0 == *last_sent {
-                                failures.1 += 1;
-                            } else {
-                                *failures = (*last_sent, 1);
-                            }
-                            if failures.1 >= MAX_MESSAGE_FAILURES {
+                            let failed = failures.record(*last_sent);
+                            if failed >= MAX_MESSAGE_FAILURES {
                                 metrics::counter!("skystream_frames_skipped_total").increment(1);
-                                warn!(after = ?last_sent, error = %e, "skipping a compressed message that failed {} times", failures.1);
-                                *failures = (None, 0);
+                                warn!(after = ?last_sent, error = %e, "skipping a compressed message that failed {failed} times");
+                                failures.reset();
                                 continue;
                             }
                             return Outcome::Reconnect("bad_frame", e.to_string());
@@ -245,6 +245,19 @@ impl JetstreamSource {
                     }
                 }
                 Err(Disconnect::Shutdown) => return Outcome::Stop(SourceEnd::Shutdown),
+                Err(d @ Disconnect::TooLarge(_)) => {
+                    // The URL asks the host to skip messages over the limit
+                    // (maxMessageSizeBytes), so a conforming host never sends one. The stream
+                    // cannot step past it in place (its time is unknown, and a guessed cursor
+                    // could skip other events), so it keeps asking, loudly.
+                    metrics::counter!("skystream_decode_errors_total", "reason" => "message_too_large")
+                        .increment(1);
+                    if failures.record(*last_sent) == MAX_MESSAGE_FAILURES {
+                        error!(after = ?last_sent, detail = %d.detail(),
+                            "the Jetstream host keeps sending a message over the size limit though asked not to (maxMessageSizeBytes); raise the limit or use another host");
+                    }
+                    return Outcome::Reconnect(d.reason(), d.detail());
+                }
                 Err(d) => return Outcome::Reconnect(d.reason(), d.detail()),
             };
             let parsed = match parse_line(&text) {
@@ -288,7 +301,7 @@ impl JetstreamSource {
             tokio::select! {
                 biased;
                 _ = ctx.shutdown.cancelled() => return Outcome::Stop(SourceEnd::Shutdown),
-                sent = ctx.out.send(Envelope { event, raw }) => if sent.is_err() {
+                sent = ctx.out.send(Envelope::with_raw(event, raw)) => if sent.is_err() {
                     return Outcome::Stop(SourceEnd::PipelineClosed);
                 }
             }

@@ -11,8 +11,10 @@
 //! Parsing a `--source` value is [`SourceSpec::parse`]; running one is [`Source::run`].
 
 mod backoff;
+mod failures;
 mod file;
 mod jetstream;
+mod lookahead;
 mod relay;
 mod simulate;
 mod spec;

@@ -13,6 +13,8 @@ use skystream_pipeline::{Envelope, Raw};
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::failures::FailureCount;
+use crate::lookahead;
 use crate::ws::{self, Disconnect, Payload, WatchdogConfig};
 use crate::{Source, SourceContext, SourceEnd};
 
@@ -151,8 +153,8 @@ impl Source for RelaySource {
         let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
         // The seq of the last event handed to the pipeline; anything at or below it is a repeat.
         let mut last_sent = start;
-        // (position, failures there) for frames that would not decode.
-        let mut failures: (Option<u64>, u32) = (None, 0);
+        // Failures of the message after the last handled seq (undecodable or too large).
+        let mut failures = FailureCount::default();
         // Ordering checks run with verification: a verifying consumer is a validating one.
         let mut validator = self.cfg.verify.as_ref().map(|_| {
             Validator::new(self.cfg.strict, 1_000_000).with_last_seq(start.map(|s| s as i64))
@@ -210,7 +212,7 @@ impl Source for RelaySource {
                         "the relay says our cursor is in its future; reading from its live tail (events between its tail and our cursor, if any, are not replayed)");
                     from_tail = true;
                     skip_ahead = 0;
-                    failures = (None, 0);
+                    failures.reset();
                     last_sent = None;
                     validator = self
                         .cfg
@@ -250,7 +252,39 @@ impl RelaySource {
         conn: &mut ws::Conn,
         ctx: &SourceContext,
         last_sent: &mut Option<u64>,
-        failures: &mut (Option<u64>, u32),
+        failures: &mut FailureCount,
+        backoff: &mut Backoff,
+        validator: Option<&mut Validator>,
+    ) -> Outcome {
+        let Some(resolver) = &self.cfg.verify else {
+            let mut messages = lookahead::Messages::Direct(conn);
+            return self
+                .handle(&mut messages, ctx, last_sent, failures, backoff, validator)
+                .await;
+        };
+        // Verifying: a reader task runs ahead, starting identity lookups, while the ordered
+        // stage below takes the messages in order.
+        let (tx, mut messages) = lookahead::queue();
+        let reader = lookahead::read_ahead(
+            conn,
+            ctx.shutdown.clone(),
+            tx,
+            resolver.clone(),
+            self.cfg.limits,
+        );
+        tokio::select! {
+            outcome = self.handle(&mut messages, ctx, last_sent, failures, backoff, validator) => outcome,
+            never = reader => match never {},
+        }
+    }
+
+    /// The ordered stage: decodes, checks and sends on each message in stream order.
+    async fn handle(
+        &self,
+        messages: &mut lookahead::Messages<'_>,
+        ctx: &SourceContext,
+        last_sent: &mut Option<u64>,
+        failures: &mut FailureCount,
         backoff: &mut Backoff,
         mut validator: Option<&mut Validator>,
     ) -> Outcome {
@@ -259,7 +293,7 @@ impl RelaySource {
             max_record: self.cfg.limits.max_record,
         };
         loop {
-            let bytes = match conn.next(&ctx.shutdown).await {
+            let bytes = match messages.next(&ctx.shutdown).await {
                 Ok(Payload::Binary(b)) => b,
                 Ok(Payload::Text(_)) => {
                     metrics::counter!("skystream_decode_errors_total", "reason" => "text_message")
@@ -271,12 +305,7 @@ impl RelaySource {
                     // Counts toward the same rule as a frame that would not decode.
                     metrics::counter!("skystream_decode_errors_total", "reason" => "message_too_large")
                         .increment(1);
-                    if failures.0 == *last_sent {
-                        failures.1 += 1;
-                    } else {
-                        *failures = (*last_sent, 1);
-                    }
-                    if failures.1 >= self.cfg.max_frame_failures {
+                    if failures.record(*last_sent) >= self.cfg.max_frame_failures {
                         return Outcome::SkipAhead(d.detail());
                     }
                     return Outcome::Reconnect(d.reason(), d.detail());
@@ -288,15 +317,11 @@ impl RelaySource {
                 Err(e) => {
                     metrics::counter!("skystream_decode_errors_total", "reason" => e.kind.as_str())
                         .increment(1);
-                    if failures.0 == *last_sent {
-                        failures.1 += 1;
-                    } else {
-                        *failures = (*last_sent, 1);
-                    }
-                    if failures.1 >= self.cfg.max_frame_failures {
+                    let failed = failures.record(*last_sent);
+                    if failed >= self.cfg.max_frame_failures {
                         metrics::counter!("skystream_frames_skipped_total").increment(1);
-                        warn!(after = ?last_sent, error = %e, "skipping a frame that failed {} times", failures.1);
-                        *failures = (None, 0);
+                        warn!(after = ?last_sent, error = %e, "skipping a frame that failed {failed} times");
+                        failures.reset();
                         continue;
                     }
                     return Outcome::Reconnect("bad_frame", e.to_string());
@@ -395,7 +420,7 @@ impl RelaySource {
                 metrics::gauge!("skystream_source_lag_seconds").set(lag);
             }
             let raw = self.cfg.keep_raw.then(|| Raw::Frame(bytes.to_vec()));
-            let env = Envelope { event, raw };
+            let env = Envelope::with_raw(event, raw);
             tokio::select! {
                 biased;
                 _ = ctx.shutdown.cancelled() => return Outcome::Stop(SourceEnd::Shutdown),

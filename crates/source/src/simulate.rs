@@ -85,7 +85,7 @@ impl Source for SimulateSource {
                     }
                 };
                 let raw = keep_raw.then_some(Raw::Frame(frame.bytes));
-                if tx.blocking_send(Envelope { event, raw }).is_err() {
+                if tx.blocking_send(Envelope::with_raw(event, raw)).is_err() {
                     return;
                 }
             }

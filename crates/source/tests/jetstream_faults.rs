@@ -35,6 +35,40 @@ fn config(urls: Vec<String>) -> JetstreamConfig {
     c
 }
 
+/// A message over the WebSocket limit kills the connection at the same place every time, and
+/// a Jetstream cursor cannot step past it (its time is unknown). So the source asks the host to
+/// skip such messages (`maxMessageSizeBytes`, the limit), as a host does: here one that sends a
+/// 2 MiB event unless asked not to. Before, the source reconnected for ever at that place.
+#[tokio::test]
+async fn the_host_is_asked_to_skip_messages_over_the_size_limit() {
+    let (url, attempts) = fake_upstream(|_, a| {
+        let limit: Option<usize> = a.query.as_deref().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("maxMessageSizeBytes=")?.parse().ok())
+        });
+        let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+        let mut steps = vec![Step::Text(line(100))];
+        if limit.is_none_or(|l| huge.len() <= l) {
+            steps.push(Step::Text(huge));
+        }
+        steps.push(Step::Text(line(200)));
+        Answer::Play(steps)
+    })
+    .await;
+    let h = run(JetstreamSource::new(config(vec![url])), None);
+    h.wait_for(2, Duration::from_secs(5)).await;
+    let q = attempts.lock().expect("lock")[0]
+        .query
+        .clone()
+        .expect("query");
+    assert!(
+        q.contains(&format!("maxMessageSizeBytes={}", 1 << 20)),
+        "{q}"
+    );
+    let (seen, _) = h.stop().await;
+    assert_eq!(seen, vec![100, 200]);
+}
+
 #[tokio::test]
 async fn filters_cursor_and_repeats() {
     let (url, attempts) = fake_upstream(|n, a| {
