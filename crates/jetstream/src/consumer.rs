@@ -2,13 +2,15 @@
 //! only once it is durable, so the pipeline saves the upstream cursor after the log has the
 //! events, never before.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use skystream_event::Origin;
-use skystream_pipeline::{Batch, Consumer, ConsumerError};
+use skystream_pipeline::{Batch, Consumer, ConsumerError, Envelope};
 
 use crate::hub::Hub;
+use crate::log::UpstreamMark;
 
 /// Appends batches to the log and wakes subscribers.
 #[derive(Debug)]
@@ -20,6 +22,10 @@ pub struct LogConsumer {
     /// earlier run (the pipeline's saved cursor lags the log by up to its save interval, so a
     /// restart replays them) and are skipped, keeping the log free of repeats.
     covered: Option<u64>,
+    /// For a partitioned upstream (Kafka), per partition the offset after the last message
+    /// the log holds. An event that carries a position is judged by it alone: its cursor is a
+    /// number local to the run and says nothing about what an earlier run appended.
+    next_offsets: BTreeMap<u32, u64>,
 }
 
 impl LogConsumer {
@@ -33,12 +39,28 @@ impl LogConsumer {
     ) -> Result<LogConsumer, crate::HubError> {
         let source = source.into();
         let covered = hub.upstream_cursor(&source)?;
+        let next_offsets = hub.upstream_offsets(&source)?;
         Ok(LogConsumer {
             hub,
             source,
             include_backfill,
             covered,
+            next_offsets,
         })
+    }
+
+    /// Whether the log already holds `env`, by its position when it has one, else by its
+    /// cursor against the covered one.
+    fn already_held(&self, env: &Envelope, moved: &BTreeMap<u32, u64>) -> bool {
+        match env.position {
+            Some(p) => {
+                let next = moved
+                    .get(&p.partition)
+                    .or_else(|| self.next_offsets.get(&p.partition));
+                next.is_some_and(|n| p.offset < *n)
+            }
+            None => env.event.cursor != 0 && self.covered.is_some_and(|c| env.event.cursor <= c),
+        }
     }
 }
 
@@ -49,22 +71,34 @@ impl Consumer for LogConsumer {
     }
 
     async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError> {
-        let covered = self.covered;
-        let events = batch
-            .items
-            .iter()
-            .map(|env| &env.event)
-            .filter(|e| self.include_backfill || e.origin != Origin::Backfill)
-            .filter(|e| !(e.cursor != 0 && covered.is_some_and(|c| e.cursor <= c)));
+        // Positions this batch moves, kept apart until the append is durable so a failed
+        // append (retried with the same batch) judges the same events the same way.
+        let mut moved: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut events = Vec::with_capacity(batch.items.len());
+        for env in &batch.items {
+            if self.already_held(env, &moved) {
+                continue;
+            }
+            if let Some(p) = env.position {
+                moved.insert(p.partition, p.offset + 1);
+            }
+            if self.include_backfill || env.event.origin != Origin::Backfill {
+                events.push(&env.event);
+            }
+        }
         let cursor = batch
             .cursor()
-            .filter(|c| covered.is_none_or(|old| *c > old));
-        self.hub
-            .append(events, cursor.map(|c| (self.source.clone(), c)))
-            .await?;
+            .filter(|c| self.covered.is_none_or(|old| *c > old));
+        let mark = (cursor.is_some() || !moved.is_empty()).then(|| UpstreamMark {
+            source: self.source.clone(),
+            cursor,
+            next_offsets: moved.clone(),
+        });
+        self.hub.append(events, mark).await?;
         if cursor.is_some() {
             self.covered = cursor;
         }
+        self.next_offsets.extend(moved);
         Ok(())
     }
 }

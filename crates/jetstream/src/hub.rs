@@ -7,6 +7,7 @@
 //! suffix and both are ordered by `time_us`, switching between them (replay to live) can
 //! neither skip, repeat nor reorder an event.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,7 +16,7 @@ use skystream_event::Event;
 use tokio::sync::{watch, Mutex};
 
 use crate::entry::{self, Codec, Entry, Rendered};
-use crate::log::{Log, LogError, Trimmed};
+use crate::log::{Log, LogError, Trimmed, UpstreamMark};
 use crate::sequencer::Sequencer;
 use crate::tail::Tail;
 use crate::telemetry;
@@ -111,6 +112,12 @@ impl Hub {
         Ok(self.log.upstream_cursor(source)?)
     }
 
+    /// Per partition, the offset after the last message from `source` the log holds
+    /// (blocking).
+    pub fn upstream_offsets(&self, source: &str) -> Result<BTreeMap<u32, u64>, HubError> {
+        Ok(self.log.upstream_offsets(source)?)
+    }
+
     /// Sequences `events` (each commit operation, identity and account event gets its own
     /// `time_us`), renders and compresses them, appends them durably with the upstream cursor
     /// that covers them, and only then shows them to subscribers.
@@ -120,7 +127,7 @@ impl Hub {
     pub async fn append<'a>(
         self: &Arc<Self>,
         events: impl IntoIterator<Item = &'a Event>,
-        upstream: Option<(String, u64)>,
+        upstream: Option<UpstreamMark>,
     ) -> Result<Appended, HubError> {
         let mut seq = self.writer.clone().lock_owned().await;
         let mut rendered: Vec<Rendered> = Vec::new();
@@ -140,7 +147,7 @@ impl Hub {
             let entries = tokio::task::spawn_blocking(move || -> Result<_, HubError> {
                 let zstd = codec.compress_all(rendered.iter().map(|r| r.json.as_bytes()))?;
                 let entries = entry::entries(rendered, zstd);
-                log.append(&entries, upstream.as_ref().map(|(s, c)| (s.as_str(), *c)))?;
+                log.append(&entries, upstream.as_ref())?;
                 // Two stat calls beside a synchronous SQLite commit: cheap enough per batch.
                 telemetry::log_size(log.size_bytes());
                 Ok(entries)

@@ -9,6 +9,7 @@
 //! filters look at. `synchronous=FULL` makes a commit durable when `append` returns, which is
 //! what lets the pipeline save the upstream cursor after it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -45,7 +46,26 @@ CREATE TABLE IF NOT EXISTS upstream (
     source TEXT PRIMARY KEY,
     cursor INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS upstream_offsets (
+    source      TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (source, partition)
+) WITHOUT ROWID;
 ";
+
+/// What a batch's append records about the upstream it came from, in the same transaction as
+/// its events, so a restart knows exactly what the log already has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamMark {
+    /// The source's cursor key.
+    pub source: String,
+    /// The upstream cursor that covers the batch (a relay seq, a Jetstream time).
+    pub cursor: Option<u64>,
+    /// For a partitioned upstream (Kafka), per partition the offset after the last message
+    /// the log holds. Only partitions the batch moved are listed.
+    pub next_offsets: BTreeMap<u32, u64>,
+}
 
 /// Rows a trim deletes per statement, so appends never wait long behind a large trim.
 const TRIM_CHUNK: i64 = 20_000;
@@ -168,12 +188,24 @@ impl Log {
         .map(|c| c.map(|c| c as u64))
     }
 
+    /// Per partition, the offset after the last message from `source` the log holds.
+    pub fn upstream_offsets(&self, source: &str) -> Result<BTreeMap<u32, u64>, LogError> {
+        self.with_reader(|c| {
+            let mut stmt =
+                c.prepare("SELECT partition, next_offset FROM upstream_offsets WHERE source = ?1")?;
+            let rows = stmt.query_map([source], |r| {
+                Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Appends `entries` (in increasing `time_us`) and, in the same transaction, the upstream
-    /// cursor that covers them. Durable when it returns.
+    /// position that covers them. Durable when it returns.
     pub fn append(
         &self,
         entries: &[Arc<Entry>],
-        upstream: Option<(&str, u64)>,
+        upstream: Option<&UpstreamMark>,
     ) -> Result<(), LogError> {
         let mut conn = self.writer.lock().map_err(|_| LogError::Poisoned)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
@@ -194,13 +226,26 @@ impl Log {
                     ])
                     .map_err(|e| self.err(e))?;
             }
-            if let Some((source, cursor)) = upstream {
-                tx.execute(
-                    "INSERT INTO upstream (source, cursor) VALUES (?1, ?2)
-                     ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor",
-                    params![source, cursor as i64],
-                )
-                .map_err(|e| self.err(e))?;
+            if let Some(mark) = upstream {
+                if let Some(cursor) = mark.cursor {
+                    tx.execute(
+                        "INSERT INTO upstream (source, cursor) VALUES (?1, ?2)
+                         ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor",
+                        params![mark.source, cursor as i64],
+                    )
+                    .map_err(|e| self.err(e))?;
+                }
+                let mut offsets = tx
+                    .prepare_cached(
+                        "INSERT INTO upstream_offsets (source, partition, next_offset) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(source, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                    )
+                    .map_err(|e| self.err(e))?;
+                for (partition, next) in &mark.next_offsets {
+                    offsets
+                        .execute(params![mark.source, *partition as i64, *next as i64])
+                        .map_err(|e| self.err(e))?;
+                }
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -294,10 +339,20 @@ mod tests {
         let log = Log::open(&path).expect("open");
         assert_eq!(log.bounds().expect("bounds"), None);
         let all: Vec<_> = (1..=50).map(entry).collect();
-        log.append(&all[..30], Some(("relay:x", 7)))
+        let mark = |cursor, offsets: &[(u32, u64)]| UpstreamMark {
+            source: "relay:x".into(),
+            cursor: Some(cursor),
+            next_offsets: offsets.iter().copied().collect(),
+        };
+        log.append(&all[..30], Some(&mark(7, &[(0, 5), (2, 9)])))
             .expect("append");
-        log.append(&all[30..], Some(("relay:x", 9)))
+        log.append(&all[30..], Some(&mark(9, &[(2, 12)])))
             .expect("append");
+        assert_eq!(
+            log.upstream_offsets("relay:x").expect("offsets"),
+            BTreeMap::from([(0, 5), (2, 12)])
+        );
+        assert!(log.upstream_offsets("other").expect("offsets").is_empty());
         assert_eq!(log.bounds().expect("bounds"), Some((1, 50)));
         assert_eq!(log.upstream_cursor("relay:x").expect("cursor"), Some(9));
         assert_eq!(log.upstream_cursor("other").expect("cursor"), None);

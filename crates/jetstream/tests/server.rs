@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value as J;
+use skystream_event::Event;
 use skystream_jetstream::{router, IpLimits, ServerConfig};
+use skystream_pipeline::{Envelope, Position};
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
@@ -656,6 +658,51 @@ async fn restart_keeps_the_log_time_us_order_and_skips_repeats() {
     );
     assert_eq!(after[..before.len()], before[..]);
     assert!(after.windows(2).all(|w| w[0] < w[1]));
+    let got = filtered(&s, "cursor=0").await;
+    assert_corpus(&got);
+}
+
+/// The corpus as a Kafka consumer would read it from a topic of three partitions: each event
+/// carries its message's (partition, offset), and `cursors` numbers them locally from
+/// `first_cursor`, as the Kafka source does from the pipeline's saved cursor.
+fn from_partitions(
+    events: &[Event],
+    range: std::ops::Range<usize>,
+    first_cursor: u64,
+) -> Vec<Envelope> {
+    range
+        .enumerate()
+        .map(|(n, i)| {
+            let mut event = events[i].clone();
+            event.cursor = first_cursor + n as u64;
+            let mut env = Envelope::new(event);
+            env.position = Some(Position {
+                partition: (i % 3) as u32,
+                offset: (i / 3) as u64,
+            });
+            env
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_partitioned_upstream_is_deduplicated_by_offsets_across_restarts() {
+    let events = corpus_events();
+    let mut s = start(test_config(), false).await;
+    s.feed_envelopes(&from_partitions(&events, 0..100, 1), 25)
+        .await;
+    // A restart where the group's committed offsets are ahead of the pipeline's saved cursor
+    // (offsets follow every acknowledged batch; the cursor is saved about once a second):
+    // reading resumes at event 90 while the local numbers start again from 60. Judged by
+    // cursor, events 90..129 would look like 60..99, which the log covers: lost.
+    s.consumer = s.server.consumer("test:corpus").expect("consumer");
+    s.feed_envelopes(&from_partitions(&events, 90..130, 60), 25)
+        .await;
+    // And one where the offsets lag: events 50.. come again with numbers past every cursor
+    // the log has seen. Judged by cursor, they would all be appended twice.
+    s.consumer = s.server.consumer("test:corpus").expect("consumer");
+    s.feed_envelopes(&from_partitions(&events, 50..150, 500), 25)
+        .await;
     let got = filtered(&s, "cursor=0").await;
     assert_corpus(&got);
 }

@@ -9,6 +9,11 @@
 //! the highest such message is committed. Messages that are not events (undecodable, or of a
 //! type this build does not read) are counted, skipped, and committed with the event before
 //! them.
+//!
+//! Each envelope also carries its message's (partition, offset), so a consumer that keeps its
+//! own durable state (the Jetstream replay log) can store, in the same transaction, the next
+//! offset of every partition it holds, and recognise a message it already has when a restart
+//! reads it again: the local sequence numbers say nothing across runs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,7 +27,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use skystream_pipeline::Envelope;
+use skystream_pipeline::{Envelope, Position};
 use skystream_source::{Backoff, Source, SourceContext, SourceEnd};
 use tracing::{debug, info, warn};
 
@@ -221,6 +226,18 @@ impl KafkaSource {
     }
 }
 
+/// An envelope that carries where its message sits in the topic, so a consumer can tell a
+/// message it already has from a new one across restarts (the event's cursor is local).
+fn positioned(event: skystream_event::Event, partition: i32, offset: i64) -> Envelope {
+    let mut env = Envelope::new(event);
+    // librdkafka never hands out a message with a negative partition or offset.
+    env.position = Some(Position {
+        partition: u32::try_from(partition).unwrap_or(0),
+        offset: u64::try_from(offset).unwrap_or(0),
+    });
+    env
+}
+
 /// The event in a message, or why there is none (counted by reason).
 fn decode(msg: &BorrowedMessage<'_>, cursor: u64) -> Result<skystream_event::Event, &'static str> {
     let mut headers: Vec<(&str, &[u8])> = Vec::new();
@@ -325,7 +342,7 @@ impl Source for KafkaSource {
                             tokio::select! {
                                 biased;
                                 _ = ctx.shutdown.cancelled() => break SourceEnd::Shutdown,
-                                sent = ctx.out.send(Envelope::new(event)) => if sent.is_err() { break SourceEnd::PipelineClosed },
+                                sent = ctx.out.send(positioned(event, partition, offset)) => if sent.is_err() { break SourceEnd::PipelineClosed },
                             }
                         }
                         Err(reason) => {

@@ -158,11 +158,17 @@ pub async fn start_in(dir: tempfile::TempDir, cfg: ServerConfig, dictionary: boo
 impl TestServer {
     /// Hands `events` to the consumer in batches of `batch` (as the pipeline would).
     pub async fn feed(&mut self, events: &[Event], batch: usize) {
-        for chunk in events.chunks(batch.max(1)) {
+        let envelopes: Vec<Envelope> = events.iter().cloned().map(Envelope::new).collect();
+        self.feed_envelopes(&envelopes, batch).await;
+    }
+
+    /// Hands `envelopes` to the consumer in batches of `batch`.
+    pub async fn feed_envelopes(&mut self, envelopes: &[Envelope], batch: usize) {
+        for chunk in envelopes.chunks(batch.max(1)) {
             self.batch_id += 1;
             let b = Batch {
                 id: self.batch_id,
-                items: chunk.iter().cloned().map(Envelope::new).collect(),
+                items: chunk.to_vec(),
             };
             self.consumer.handle(&b).await.expect("append");
         }
