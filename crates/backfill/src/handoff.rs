@@ -25,6 +25,9 @@ pub struct HandOff {
     state: Arc<Mutex<State>>,
     /// Woken whenever held events are released, for a live consumer waiting for room.
     room: Arc<tokio::sync::Notify>,
+    /// Tells the live consumer that released events wait to be applied (it applies them
+    /// between batches, without waiting for the next live event).
+    released_ready: Arc<tokio::sync::Notify>,
     max_held: usize,
 }
 
@@ -36,6 +39,7 @@ impl Default for HandOff {
         HandOff {
             state: Arc::default(),
             room: Arc::default(),
+            released_ready: Arc::default(),
             max_held: DEFAULT_MAX_HELD,
         }
     }
@@ -93,9 +97,20 @@ impl HandOff {
         if dropped > 0 {
             metrics::counter!("skystream_backfill_handoff_dropped_total").increment(dropped as u64);
         }
+        let released = !keep.is_empty();
         s.released.extend(keep);
+        metrics::gauge!("skystream_backfill_handoff_held")
+            .set(s.held.values().map(Vec::len).sum::<usize>() as f64);
         drop(s);
         self.room.notify_waiters();
+        if released {
+            self.released_ready.notify_one();
+        }
+    }
+
+    /// Takes the events released since the last call.
+    fn take_released(&self) -> Vec<Envelope> {
+        std::mem::take(&mut self.state().released)
     }
 
     /// Waits while the held events are at the bound (a read finishing makes room).
@@ -155,6 +170,9 @@ pub struct Gated<C> {
     /// pipeline's retry of the same batch gets exactly it again (released events included,
     /// nothing held twice).
     failed: Option<Batch>,
+    /// The id of the last batch handled: released events applied between batches go to the
+    /// inner consumer under it.
+    last_batch: u64,
 }
 
 impl<C: Consumer> Gated<C> {
@@ -165,6 +183,7 @@ impl<C: Consumer> Gated<C> {
             handoff,
             requeue,
             failed: None,
+            last_batch: 0,
         }
     }
 }
@@ -210,8 +229,37 @@ impl<C: Consumer> Consumer for Gated<C> {
                 id: batch.id,
                 items: batch.items.clone(),
             }));
+        } else {
+            self.last_batch = batch.id;
         }
         result
+    }
+
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.handoff.released_ready.clone())
+    }
+
+    /// Applies what a finished read released, so it does not wait for the next live event.
+    async fn idle(&mut self) {
+        if self.failed.is_some() {
+            // A failed batch carries released events already; its retry comes first.
+            return;
+        }
+        let items = self.handoff.take_released();
+        if items.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            id: self.last_batch,
+            items,
+        };
+        let mut backoff = std::time::Duration::from_millis(100);
+        while let Err(e) = self.inner.handle(&batch).await {
+            tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                "could not apply live events held during a backfill read; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+        }
     }
 
     async fn close(&mut self) -> Result<(), ConsumerError> {
@@ -350,6 +398,50 @@ mod tests {
         h.finished("did:a", Some("0"));
         waiting.await.unwrap();
         assert_eq!(*seen.lock().unwrap(), ["did:a@1", "did:a@2", "did:b@1"]);
+    }
+
+    /// Events held during a read are applied once it finishes, with no further live event to
+    /// carry them: before, they waited in the hand-off for the next live batch, which on a
+    /// quiet stream (a narrow Jetstream filter, a small PDS) might never come. Found by the
+    /// reference-PDS hand-off test.
+    #[tokio::test]
+    async fn released_events_are_applied_without_waiting_for_another_live_event() {
+        use skystream_pipeline::{MemoryCursorSink, Pipeline, PipelineConfig};
+        let h = HandOff::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let gated = Gated::new(
+            Flaky {
+                fail: Arc::default(),
+                seen: seen.clone(),
+            },
+            h.clone(),
+            None,
+        );
+        let (input, handle) = Pipeline::start(
+            PipelineConfig::default(),
+            "test",
+            None,
+            vec![Box::new(gated)],
+            Arc::new(MemoryCursorSink::new()),
+        );
+        h.claimed("did:a");
+        input.send(commit("did:a", "3d")).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.held() == 0 {
+            assert!(std::time::Instant::now() < deadline, "never held");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        h.finished("did:a", Some("3c"));
+        while seen.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the released event waited for another live event"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(*seen.lock().unwrap(), ["did:a@3d"]);
+        drop(input);
+        handle.finish().await;
     }
 
     #[test]

@@ -21,6 +21,19 @@ pub trait Consumer: Send + 'static {
     /// cannot keep up or reach its backend stalls the stream instead of losing events.
     async fn handle(&mut self, batch: &Batch) -> Result<(), ConsumerError>;
 
+    /// For a consumer that can have work of its own between batches (the backfill hand-off,
+    /// with live events to apply once a repository's export is read): notified, the pipeline
+    /// calls [`Consumer::idle`] between two batches, so that work need not wait for the next
+    /// event, which on a quiet stream may be hours away.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
+    /// The work [`Consumer::wake`] announced, done in order with the batches (never during
+    /// one). It returns once the work is durably done; the pipeline does not retry it, so a
+    /// consumer that fails retries on its own.
+    async fn idle(&mut self) {}
+
     /// Called once after the last batch, at shutdown.
     async fn close(&mut self) -> Result<(), ConsumerError> {
         Ok(())

@@ -320,7 +320,20 @@ async fn run_consumer(
     cfg: PipelineConfig,
 ) {
     let name = consumer.name().to_owned();
-    while let Some(batch) = rx.recv().await {
+    let wake = consumer.wake();
+    loop {
+        let batch = match &wake {
+            None => rx.recv().await,
+            Some(wake) => tokio::select! {
+                biased;
+                batch = rx.recv() => batch,
+                () = wake.notified() => {
+                    consumer.idle().await;
+                    continue;
+                }
+            },
+        };
+        let Some(batch) = batch else { break };
         let mut backoff = cfg.retry_initial;
         loop {
             let started = Instant::now();
