@@ -661,3 +661,278 @@ async fn serve_backfills_beside_live_ingest() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Stands between `serve` and the reference network as its PLC directory and its PDS: DID
+/// documents come back with their PDS endpoint pointing here, every XRPC call is passed on to
+/// the PDS, and the first `getRepo` of one repository is held, fully fetched, until the test
+/// releases it. That holds the hand-off window open for as long as the test needs, with no
+/// sleep: the export in hand predates whatever the test writes next.
+struct HoldingProxy {
+    base: String,
+    fetched: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+async fn holding_proxy(pds: String, plc: String, hold: String) -> std::sync::Arc<HoldingProxy> {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let proxy = Arc::new(HoldingProxy {
+        base: base.clone(),
+        fetched: tokio::sync::Notify::new(),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    struct Ctx {
+        proxy: Arc<HoldingProxy>,
+        pds: String,
+        plc: String,
+        hold: String,
+        held: AtomicBool,
+        http: reqwest::Client,
+    }
+    let ctx = Arc::new(Ctx {
+        proxy: proxy.clone(),
+        pds,
+        plc,
+        hold,
+        held: AtomicBool::new(false),
+        http: reqwest::Client::new(),
+    });
+    async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> axum::response::Response {
+        let path = req.uri().path().to_owned();
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        if path.starts_with("/did:") {
+            let r = ctx
+                .http
+                .get(format!("{}{path}", ctx.plc))
+                .send()
+                .await
+                .expect("PLC");
+            let status = r.status().as_u16();
+            let mut doc: Value = r.json().await.unwrap_or(Value::Null);
+            if let Some(services) = doc["service"].as_array_mut() {
+                for s in services {
+                    s["serviceEndpoint"] = Value::String(ctx.proxy.base.clone());
+                }
+            }
+            return (
+                axum::http::StatusCode::from_u16(status).expect("status"),
+                axum::Json(doc),
+            )
+                .into_response();
+        }
+        let r = ctx
+            .http
+            .get(format!("{}{path}{query}", ctx.pds))
+            .send()
+            .await
+            .expect("PDS");
+        let status = axum::http::StatusCode::from_u16(r.status().as_u16()).expect("status");
+        let kind = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let body = r.bytes().await.expect("PDS body");
+        let holds = path == "/xrpc/com.atproto.sync.getRepo"
+            && query.contains(&format!("did={}", ctx.hold.replace(':', "%3A")))
+            && !ctx.held.swap(true, Ordering::SeqCst);
+        if holds {
+            ctx.proxy.fetched.notify_one();
+            let _ = ctx.proxy.release.acquire().await.expect("release");
+        }
+        (status, [("content-type", kind)], body).into_response()
+    }
+    let app = axum::Router::new().fallback(handle).with_state(ctx);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    proxy
+}
+
+/// The post URIs a feed holds now.
+async fn feed_posts(
+    http: &reqwest::Client,
+    base: &str,
+    feed: &str,
+) -> std::collections::BTreeSet<String> {
+    let Ok(r) = http
+        .get(format!("{base}/xrpc/{SKELETON}"))
+        .query(&[("feed", feed), ("limit", "100")])
+        .send()
+        .await
+    else {
+        return Default::default();
+    };
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["feed"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["post"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A gauge's value in Prometheus text.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The backfill/live hand-off against the reference PDS (issue 15, item 1): while a
+/// repository's export is being read, its live deletes, unlike, update and new post arrive from
+/// the PDS's own firehose; they are held, and applied after the export, so the deleted post does
+/// not come back, the unliked post loses its like, the updated post leaves the keyword feed and
+/// the new one is in it. Before the hand-off was wired, the live events went straight through
+/// and the older export then undid them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the reference PDS (npm @atproto/dev-env; bash .ci/peers installs it)"]
+async fn live_changes_during_an_export_read_are_applied_after_it() {
+    let mut peer = Peer::start();
+    let a = peer.call(json!({"cmd": "account", "handle": "hana.test", "password": "pw-123456"}));
+    let a = a["did"].as_str().expect("did").to_owned();
+    let b = peer.call(json!({"cmd": "account", "handle": "ivan.test", "password": "pw-123456"}));
+    let b = b["did"].as_str().expect("did").to_owned();
+    let now = || {
+        skystream_syntax::rfc3339_millis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_micros() as i64,
+        )
+    };
+    let post = |peer: &mut Peer, did: &str, text: &str| -> (String, String) {
+        let r = peer.call(json!({"cmd": "createRecord", "did": did, "collection": "app.bsky.feed.post",
+            "record": {"$type": "app.bsky.feed.post", "text": text, "langs": ["en"], "createdAt": now()}}));
+        (
+            r["uri"].as_str().expect("uri").to_owned(),
+            r["cid"].as_str().expect("cid").to_owned(),
+        )
+    };
+    let (q, q_cid) = post(&mut peer, &b, "skystreamhandoff liked then unliked");
+    let (q2, q2_cid) = post(&mut peer, &b, "skystreamhandoff liked and kept");
+    let (p1, _) = post(&mut peer, &a, "skystreamhandoff one, deleted while read");
+    let (p2, _) = post(&mut peer, &a, "skystreamhandoff two, rewritten while read");
+    let like = |peer: &mut Peer, uri: &str, cid: &str| -> String {
+        let r = peer.call(json!({"cmd": "createRecord", "did": a, "collection": "app.bsky.feed.like",
+            "record": {"$type": "app.bsky.feed.like", "subject": {"uri": uri, "cid": cid}, "createdAt": now()}}));
+        r["uri"].as_str().expect("uri").to_owned()
+    };
+    let unliked = like(&mut peer, &q, &q_cid);
+    like(&mut peer, &q2, &q2_cid);
+
+    let proxy = holding_proxy(peer.pds.clone(), peer.plc.clone(), a.clone()).await;
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let config = dir.path().join("skystream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nhostname = \"{SERVICE_HOST}\"\n\n\
+             [[feed]]\nid = \"words\"\ndisplay_name = \"Words\"\nkeywords = [\"skystreamhandoff\"]\n\n\
+             [[feed]]\nid = \"liked\"\ndisplay_name = \"Liked\"\nkeywords = [\"skystreamhandoff\"]\nmin_likes = 1\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let live = peer.pds.replace("http://", "relay:ws://");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_skystream"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args([
+                "--database",
+                &format!("sqlite:{}", dir.path().join("feeds.db").display()),
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--source", &live])
+            .args(["--plc-url", &proxy.base, "--backfill-host", &proxy.base])
+            .args(["--backfill-days", "2"])
+            .env("BACKFILL_BATCH_DELAY_MS", "0")
+            .env_remove("SKYSTREAM_CONFIG")
+            .env_remove("SKYSTREAM_DATABASE")
+            .env_remove("SKYSTREAM_SOURCE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start serve"),
+    );
+    let http = reqwest::Client::new();
+    let metrics = || async {
+        match http.get(format!("{base}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), proxy.fetched.notified())
+        .await
+        .expect("serve fetched the repository's export");
+    // The live stream must be connected before the changes are made, or they would not be seen.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gauge(&metrics().await, "skystream_source_connected") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "serve never connected to the PDS's firehose"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // While the export is held: a delete, an unlike, an update and a new post.
+    let rkey = |uri: &str| uri.rsplit('/').next().expect("rkey").to_owned();
+    peer.call(json!({"cmd": "deleteRecord", "did": a, "collection": "app.bsky.feed.post", "rkey": rkey(&p1)}));
+    peer.call(json!({"cmd": "deleteRecord", "did": a, "collection": "app.bsky.feed.like", "rkey": rkey(&unliked)}));
+    peer.call(json!({"cmd": "putRecord", "did": a, "collection": "app.bsky.feed.post", "rkey": rkey(&p2),
+        "record": {"$type": "app.bsky.feed.post", "text": "nothing to see now", "langs": ["en"], "createdAt": now()}}));
+    let (p3, _) = post(&mut peer, &a, "skystreamhandoff three, new while read");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gauge(&metrics().await, "skystream_backfill_handoff_held") < 4.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the four live events were not held while the export was read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.release.add_permits(1);
+
+    let words_feed = format!("at://{SERVICE_DID}/app.bsky.feed.generator/words");
+    let liked_feed = format!("at://{SERVICE_DID}/app.bsky.feed.generator/liked");
+    let want_words: std::collections::BTreeSet<String> =
+        [q.clone(), q2.clone(), p3.clone()].into_iter().collect();
+    let want_liked: std::collections::BTreeSet<String> = [q2.clone()].into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (words, liked) = loop {
+        let words = feed_posts(&http, &base, &words_feed).await;
+        let liked = feed_posts(&http, &base, &liked_feed).await;
+        let settled = gauge(&metrics().await, "skystream_backfill_handoff_held") == 0.0;
+        if (settled && words == want_words && liked == want_liked) || Instant::now() > deadline {
+            break (words, liked);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        !words.contains(&p1),
+        "the post deleted while its export was read came back"
+    );
+    assert!(
+        !words.contains(&p2),
+        "the post rewritten without the keyword is still in the feed"
+    );
+    assert_eq!(words, want_words, "the keyword feed after the hand-off");
+    assert_eq!(liked, want_liked, "the unliked post kept its like");
+}
