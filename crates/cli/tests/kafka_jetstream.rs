@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use kafka_common::Broker;
 
 /// Messages in the topic: enough that every kill lands while the log is still filling.
-const MESSAGES: usize = 60_000;
+const MESSAGES: usize = 100_000;
 /// SIGKILLs before the last, uninterrupted run.
 const KILLS: usize = 20;
 /// Accounts the posts are spread over (the sink keys messages by DID, so all partitions fill).
@@ -93,8 +93,8 @@ fn skystream(args: &[&str]) -> Command {
     c
 }
 
-fn start_jetstream(source: &str, data: &Path) -> Child {
-    skystream(&[
+fn start_jetstream(source: &str, data: &Path, log: &Path) -> Child {
+    let mut c = skystream(&[
         "jetstream",
         "--source",
         source,
@@ -107,9 +107,13 @@ fn start_jetstream(source: &str, data: &Path) -> Child {
         // saved cursor: where a crash used to lose events.
         "--cursor-save-interval",
         "3s",
-    ])
-    .spawn()
-    .expect("spawn skystream jetstream")
+    ]);
+    c.env(
+        "SKYSTREAM_LOG",
+        "warn,skystream_jetstream=debug,skystream_kafka=debug",
+    )
+    .stderr(std::fs::File::create(log).expect("log"));
+    c.spawn().expect("spawn skystream jetstream")
 }
 
 /// The (did, rkey) of every event in the log, with how many times each is there.
@@ -182,7 +186,7 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
         dir.path().join("ingester.db").to_str().expect("path"),
         "--kafka-bootstrap-servers",
         &broker.bootstrap(),
-        "--topic",
+        "--kafka-topic",
         "posts",
         "--collections",
         "post",
@@ -195,7 +199,12 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
         started.elapsed().as_secs_f64()
     );
 
-    let source = format!("kafka:{}/posts?group=jetstream", broker.bootstrap());
+    // A killed member stays in the group until its session times out, and the group waits for
+    // it before handing its partitions on: keep that short so each restart reads soon.
+    let source = format!(
+        "kafka:{}/posts?group=jetstream&session.timeout.ms=3000&heartbeat.interval.ms=300",
+        broker.bootstrap()
+    );
     let data = dir.path().join("jetstream");
     let seed = std::env::var("SKYSTREAM_KILL_SEED")
         .ok()
@@ -204,9 +213,13 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
     eprintln!("kill points from seed {seed} (SKYSTREAM_KILL_SEED repeats a run)");
     let mut rng = XorShift(seed | 1);
     let mut mid_read = 0;
+    // Each run's log (debug for the replay log and the Kafka source), kept with the scratch
+    // directory when the test fails.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
     for round in 0..KILLS {
         let before = log_len(&data);
-        let mut child = start_jetstream(&source, &data);
+        let mut child = start_jetstream(&source, &data, &logs.join(format!("round-{round}.log")));
         // Wait until this run has appended something (it joined the group and reads), then
         // kill it at a random point of its reading.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -216,7 +229,7 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(rng.below(1_500)));
+        std::thread::sleep(Duration::from_millis(rng.below(500)));
         let at = log_len(&data);
         kill_9(&mut child);
         if at < MESSAGES {
@@ -226,8 +239,8 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
     }
 
     // The last run reads to the end of the topic.
-    let mut child = start_jetstream(&source, &data);
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut child = start_jetstream(&source, &data, &logs.join("last.log"));
+    let deadline = Instant::now() + Duration::from_secs(40);
     let mut last = (log_len(&data), Instant::now());
     loop {
         let n = log_len(&data);
@@ -258,6 +271,10 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
         "{KILLS} kills, {mid_read} while reading; the log holds {total} events, {} distinct",
         got.len()
     );
+    if !(twice.is_empty() && missing.is_empty() && total == MESSAGES) {
+        let kept = dir.keep();
+        eprintln!("logs and the replay log kept in {}", kept.display());
+    }
     assert!(
         twice.is_empty() && missing.is_empty() && total == MESSAGES,
         "the log must hold every message once: {total} events; twice e.g. {twice:?}; \

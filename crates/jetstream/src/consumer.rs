@@ -75,9 +75,21 @@ impl Consumer for LogConsumer {
         // append (retried with the same batch) judges the same events the same way.
         let mut moved: BTreeMap<u32, u64> = BTreeMap::new();
         let mut events = Vec::with_capacity(batch.items.len());
+        let mut repeats = 0u64;
         for env in &batch.items {
             if self.already_held(env, &moved) {
+                repeats += 1;
                 continue;
+            }
+            if let Some(p) = env.position {
+                let next = moved
+                    .get(&p.partition)
+                    .or_else(|| self.next_offsets.get(&p.partition));
+                // Offsets can skip (a message that was not an event, a compacted topic), so a
+                // jump is not an error; it is the first thing to look at if one seems lost.
+                if next.is_some_and(|n| p.offset > *n) {
+                    tracing::debug!(partition = p.partition, offset = p.offset, expected = ?next, "partition offsets jump");
+                }
             }
             if let Some(p) = env.position {
                 moved.insert(p.partition, p.offset + 1);
@@ -95,6 +107,10 @@ impl Consumer for LogConsumer {
             next_offsets: moved.clone(),
         });
         self.hub.append(events, mark).await?;
+        if repeats > 0 {
+            metrics::counter!("skystream_jetstream_repeats_skipped_total").increment(repeats);
+            tracing::debug!(repeats, "skipped events the log already holds");
+        }
         if cursor.is_some() {
             self.covered = cursor;
         }
