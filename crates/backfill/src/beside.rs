@@ -78,23 +78,14 @@ impl BesideLive {
             self.holding.send_replace(true);
             metrics::gauge!("skystream_backfill_lease_held").set(1.0);
             info!(holder = %self.lease.holder(), "took the backfill lease; backfilling");
-            let round = stop.child_token();
-            let lost = held.lost();
-            let on_loss = {
-                let round = round.clone();
-                let holding = self.holding.clone();
-                tokio::spawn(async move {
-                    lost.cancelled().await;
-                    // Said at once: the lease may pass to another holder before the round
-                    // has drained, and from then on this one no longer backfills.
-                    holding.send_replace(false);
-                    round.cancel();
-                })
-            };
-            let result = self.round(round).await;
+            let holding = self.holding.clone();
+            let watch = held.scope(stop, move || {
+                holding.send_replace(false);
+            });
+            let result = self.round(watch.token.clone()).await;
             let lost = held.is_lost();
             held.release().await;
-            on_loss.abort();
+            drop(watch);
             self.holding.send_replace(false);
             metrics::gauge!("skystream_backfill_lease_held").set(0.0);
             match result {

@@ -148,6 +148,20 @@ pub struct Held {
     renewal: JoinHandle<()>,
 }
 
+/// Work scoped to a held lease (see [`Held::scope`]).
+#[derive(Debug)]
+pub struct LossWatch {
+    /// Cancelled when the parent is, or when the lease is lost.
+    pub token: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Drop for LossWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Held {
     /// Fires when the lease is lost (another holder has it, or it may have expired).
     pub fn lost(&self) -> CancellationToken {
@@ -157,6 +171,25 @@ impl Held {
     /// Whether the lease has been lost.
     pub fn is_lost(&self) -> bool {
         self.lost.is_cancelled()
+    }
+
+    /// A token for the work done under the lease: cancelled with `parent`, or when the lease
+    /// is lost, after running `then` (said at once: the lease may pass to another holder
+    /// before the work has drained). The watch ends when the returned [`LossWatch`] is dropped.
+    pub fn scope(
+        &self,
+        parent: &CancellationToken,
+        then: impl FnOnce() + Send + 'static,
+    ) -> LossWatch {
+        let token = parent.child_token();
+        let lost = self.lost.clone();
+        let cancel = token.clone();
+        let task = tokio::spawn(async move {
+            lost.cancelled().await;
+            then();
+            cancel.cancel();
+        });
+        LossWatch { token, task }
     }
 
     /// Stops renewing, then gives the lease up (if still held), in that order: a renewal can

@@ -30,7 +30,7 @@ pub use beside::{BesideLive, ConsumerFactory};
 pub use handoff::{Gated, HandOff};
 pub use host::{HostError, HttpHost, HttpHostConfig, MemoryHost, RepoHost, RepoPage};
 pub use jsonl::JsonlOut;
-pub use lease::{lease_holder, Held, Lease, BACKFILL_LEASE};
+pub use lease::{lease_holder, Held, Lease, LossWatch, BACKFILL_LEASE};
 pub use read::{read_repo, ReadError, RepoRead, RepoRecord};
 pub use run::{Backfill, BackfillConfig, BackfillError, BackfillReport, RepoSource};
 pub use throttle::resident_memory_bytes;

@@ -20,8 +20,8 @@ use serde_json::Value;
 use skystream_simulate::{SimConfig, Simulator};
 use skystream_store::CursorStore;
 
-/// Frames in the capture: about 30 s of traffic at its own pace.
-const FRAMES: usize = 15_000;
+/// Frames in the capture: about 40 s of traffic at its own pace.
+const FRAMES: usize = 20_000;
 /// Microseconds between frames: 500 frames/s when replayed in real time.
 const TICK_US: i64 = 2_000;
 const FEEDS: &[&str] = &["all", "english", "norsk", "top", "noreplies", "withreposts"];

@@ -51,7 +51,14 @@ struct Read {
 
 /// Reads `count` messages from every partition of `topic`, from the beginning (manual
 /// assignment, no group), in partition-then-offset order; fails after 30 s.
-fn read_topic(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
+/// Exactly `count` messages of `topic`, from the start of every partition, each through
+/// `read`; fails if more arrive.
+fn read_messages<T>(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    read: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> T,
+) -> Vec<T> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "reader")
@@ -75,24 +82,30 @@ fn read_topic(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let m = m.expect("message");
-        let headers: Vec<(&str, &[u8])> = m
-            .headers()
-            .map(|h| h.iter().filter_map(|h| Some((h.key, h.value?))).collect())
-            .unwrap_or_default();
-        let got = cloudevent::read_message(&headers, m.payload()).expect("our CloudEvent");
-        out.push(Read {
-            partition: m.partition(),
-            key: String::from_utf8(m.key().expect("key").to_vec()).expect("utf8"),
-            id: got.id,
-            ty: got.ty,
-            data: got.data,
-        });
+        out.push(read(&m.expect("message")));
     }
     // Nothing more arrives (no duplicates).
     let extra = consumer.poll(Duration::from_secs(1));
     assert!(extra.is_none(), "more messages than expected in {topic}");
     out
+}
+
+/// Our CloudEvents in `topic`, with their partition and key.
+fn read_topic(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
+    read_messages(bootstrap, topic, count, |m| {
+        let headers: Vec<(&str, &[u8])> = m
+            .headers()
+            .map(|h| h.iter().filter_map(|h| Some((h.key, h.value?))).collect())
+            .unwrap_or_default();
+        let got = cloudevent::read_message(&headers, m.payload()).expect("our CloudEvent");
+        Read {
+            partition: m.partition(),
+            key: String::from_utf8(m.key().expect("key").to_vec()).expect("utf8"),
+            id: got.id,
+            ty: got.ty,
+            data: got.data,
+        }
+    })
 }
 
 fn pipeline_config() -> PipelineConfig {
@@ -487,38 +500,11 @@ fn poison_post(events: &[Event]) -> Event {
 }
 
 /// Reads `count` raw messages of `topic` (every partition, from the beginning).
+/// The JSON payloads in `topic` (the dead-letter records).
 fn read_raw(bootstrap: &str, topic: &str, count: usize) -> Vec<serde_json::Value> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "raw-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {count} from {topic}",
-            out.len()
-        );
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.expect("message");
-        out.push(serde_json::from_slice(m.payload().expect("payload")).expect("JSON"));
-    }
-    assert!(
-        consumer.poll(Duration::from_secs(1)).is_none(),
-        "more in {topic}"
-    );
-    out
+    read_messages(bootstrap, topic, count, |m| {
+        serde_json::from_slice(m.payload().expect("payload")).expect("JSON")
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,15 +139,8 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     ingest::cancel_on_signals(stop.clone());
     // Losing the lease stops this run (another process backfills now): it exits non-zero.
-    let run_stop = stop.child_token();
-    let lost = held.lost();
-    let on_loss = {
-        let run_stop = run_stop.clone();
-        tokio::spawn(async move {
-            lost.cancelled().await;
-            run_stop.cancel();
-        })
-    };
+    let watch = held.scope(&stop, || {});
+    let run_stop = watch.token.clone();
     let progress = spawn_progress(store.clone(), stop.clone());
 
     let source = if args.repos.is_empty() {
@@ -172,7 +165,7 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     let _ = progress.await;
     let lost = held.is_lost();
     held.release().await;
-    on_loss.abort();
+    drop(watch);
     let report = result?;
     if lost {
         anyhow::bail!("lost the backfill lease to another process (or could not renew it within --lease-ttl); this run stopped, the other backfills now");
