@@ -12,10 +12,13 @@
 #[path = "../../kafka/tests/common/mod.rs"]
 mod kafka_common;
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{free_port, XorShift};
 
 use kafka_common::Broker;
 
@@ -25,25 +28,6 @@ const MESSAGES: usize = 100_000;
 const KILLS: usize = 20;
 /// Accounts the posts are spread over (the sink keys messages by DID, so all partitions fill).
 const ACCOUNTS: usize = 97;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A small deterministic generator, so a failing run can be repeated from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn did(i: usize) -> String {
     format!("did:plc:{:0>24}", format!("kafkajs{}", i % ACCOUNTS))
@@ -206,12 +190,7 @@ fn kill_dash_nine_at_random_points_loses_nothing_and_appends_nothing_twice() {
         broker.bootstrap()
     );
     let data = dir.path().join("jetstream");
-    let seed = std::env::var("SKYSTREAM_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_cafe_u64);
-    eprintln!("kill points from seed {seed} (SKYSTREAM_KILL_SEED repeats a run)");
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::from_env("SKYSTREAM_KILL_SEED", 0x5eed_cafe_u64);
     let mut mid_read = 0;
     // Each run's log (debug for the replay log and the Kafka source), kept with the scratch
     // directory when the test fails.

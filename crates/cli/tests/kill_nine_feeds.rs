@@ -11,10 +11,13 @@
 #[path = "../../store/tests/common/mod.rs"]
 mod store_common;
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{free_port, XorShift};
 
 use serde_json::Value;
 use skystream_simulate::{SimConfig, Simulator};
@@ -105,13 +108,6 @@ fn write_capture(path: &Path) -> u64 {
     }
     w.finish().expect("finish the capture");
     last
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 struct Run {
@@ -232,18 +228,6 @@ async fn saved_cursor(database: &str, key: &str) -> Option<u64> {
     store.load_cursor(key).await.ok().flatten()
 }
 
-/// A small deterministic generator, so a failing run can be repeated from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The reference run and the crashed runs on `database`; returns how many kills moved the
 /// saved cursor (landed while events were being indexed).
 async fn kill_and_compare(kills: usize, reference_db: &str, database: &str, dir: &Path) {
@@ -278,12 +262,7 @@ async fn kill_and_compare(kills: usize, reference_db: &str, database: &str, dir:
         want.iter().map(|(f, i)| (f, i.len())).collect::<Vec<_>>()
     );
 
-    let seed = std::env::var("SKYSTREAM_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x9e37_79b9_7f4a_7c15_u64);
-    eprintln!("kill points from seed {seed} (SKYSTREAM_KILL_SEED repeats a run)");
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::from_env("SKYSTREAM_KILL_SEED", 0x9e37_79b9_7f4a_7c15_u64);
     let mut moved = 0;
     for round in 0..kills {
         let before = saved_cursor(database, &key).await;

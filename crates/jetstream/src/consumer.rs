@@ -88,6 +88,7 @@ impl Consumer for LogConsumer {
                 // Offsets can skip (a message that was not an event, a compacted topic), so a
                 // jump is not an error; it is the first thing to look at if one seems lost.
                 if next.is_some_and(|n| p.offset > *n) {
+                    metrics::counter!("skystream_jetstream_offset_jumps_total").increment(1);
                     tracing::debug!(partition = p.partition, offset = p.offset, expected = ?next, "partition offsets jump");
                 }
             }
