@@ -103,6 +103,11 @@ impl Node {
 
     fn load(cid: &Cid, layer: Option<u32>, blocks: &dyn BlockSource) -> Result<Self, RepoError> {
         let bytes = blocks.block(cid).ok_or_else(|| RepoError::missing(cid))?;
+        // The block must be what its CID names: a node that hashes to something else could
+        // stand in for any subtree.
+        if cid_for(DAG_CBOR, bytes) != *cid {
+            return Err(node_err(cid, "the block does not match its CID"));
+        }
         let v = decode(bytes).map_err(|e| RepoError::decode(cid, e))?;
         let m = v.as_map().ok_or_else(|| node_err(cid, "not a map"))?;
         let left = match m.get("l") {
@@ -271,22 +276,69 @@ impl Node {
         cid
     }
 
+    /// Visits every entry in key order. Subtrees not yet loaded are read from `blocks` one at
+    /// a time and dropped once visited, so a walk holds one path of nodes, not the tree.
     pub fn walk(
-        &mut self,
+        &self,
         blocks: &dyn BlockSource,
         f: &mut super::Visitor<'_>,
     ) -> Result<(), RepoError> {
-        let child_layer = self.layer.saturating_sub(1);
-        if let Some(l) = self.left.as_mut() {
-            l.load(child_layer, blocks)?.walk(blocks, f)?;
+        let mut walk = Walk {
+            blocks,
+            seen: std::collections::HashSet::new(),
+            last: None,
+        };
+        walk.node(self, f)
+    }
+}
+
+/// The state of one [`Node::walk`]: an export is hostile input, so every node it names is read
+/// at most once (one node under many parents is refused, which bounds the walk by the export's
+/// own size: each node is a distinct block), and keys must rise across the whole walk, not
+/// just within a node.
+struct Walk<'b> {
+    blocks: &'b dyn BlockSource,
+    seen: std::collections::HashSet<Cid>,
+    last: Option<Vec<u8>>,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, node: &Node, f: &mut super::Visitor<'_>) -> Result<(), RepoError> {
+        let child_layer = node.layer.saturating_sub(1);
+        if let Some(l) = &node.left {
+            self.sub(l, child_layer, f)?;
         }
-        for e in &mut self.entries {
+        for e in &node.entries {
+            if self
+                .last
+                .as_deref()
+                .is_some_and(|last| key_cmp(last, &e.key) != std::cmp::Ordering::Less)
+            {
+                return Err(RepoError::new(
+                    K::MstNode,
+                    format!("node {}: keys out of order across subtrees", node.cid()),
+                ));
+            }
             f(&e.key, &e.value)?;
-            if let Some(r) = e.right.as_mut() {
-                r.load(child_layer, blocks)?.walk(blocks, f)?;
+            self.last = Some(e.key.clone());
+            if let Some(r) = &e.right {
+                self.sub(r, child_layer, f)?;
             }
         }
         Ok(())
+    }
+
+    fn sub(&mut self, sub: &Sub, layer: u32, f: &mut super::Visitor<'_>) -> Result<(), RepoError> {
+        match sub {
+            Sub::Node(n) => self.node(n, f),
+            Sub::Stub(cid) => {
+                if !self.seen.insert(*cid) {
+                    return Err(node_err(cid, "named by more than one pointer"));
+                }
+                let child = Node::load(cid, Some(layer), self.blocks)?;
+                self.node(&child, f)
+            }
+        }
     }
 }
 
