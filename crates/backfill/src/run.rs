@@ -248,10 +248,14 @@ impl Backfill {
                         });
                     }
                     Err(ReadFailure::Stopped) => {
-                        // Left claimed; the next run puts it back to pending.
+                        // Back to pending, its claim's attempt given back: a shutdown is not
+                        // the repository's fault.
                         if let Some(h) = &self.handoff {
                             h.finished(&job.did, None);
                         }
+                        self.store
+                            .finish_repo(&job.did, RepoOutcome::Stopped)
+                            .await?;
                         report.stopped = true;
                     }
                     Err(ReadFailure::Failed(e)) => {
@@ -290,13 +294,14 @@ impl Backfill {
                 break;
             }
         }
-        // Sent but never handled (the pipeline gave up): left claimed, read again next run;
+        // Sent but never handled (the pipeline gave up): back to pending, read again next run;
         // live events held for them go on as they came, so the live stream does not wait.
         for s in waiting {
             report.stopped = true;
             if let Some(h) = &self.handoff {
                 h.finished(&s.did, None);
             }
+            self.store.finish_repo(&s.did, RepoOutcome::Stopped).await?;
         }
         Ok(report)
     }

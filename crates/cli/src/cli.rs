@@ -531,6 +531,13 @@ pub struct BackfillArgs {
 pub enum BackfillAction {
     /// Show the progress kept in the database.
     Status,
+    /// Give failed repositories a fresh start (attempts reset): the named ones, or every
+    /// failed one. The next backfill run reads them again.
+    Retry {
+        /// Repositories to retry (all failed ones when none are named).
+        #[arg(value_name = "DID")]
+        dids: Vec<String>,
+    },
 }
 
 /// `skystream jetstream`.

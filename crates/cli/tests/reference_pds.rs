@@ -564,6 +564,23 @@ async fn backfill_from_the_reference_pds() {
         "{}",
         text(&status)
     );
+    // An operator gives it a fresh start: queued again with its attempts reset.
+    let retry = skystream(&["backfill", "retry", "--database", &db]);
+    assert!(retry.status.success(), "{}", text(&retry));
+    assert!(
+        text(&retry).contains("1 repositories queued again"),
+        "{}",
+        text(&retry)
+    );
+    let status = skystream(&["backfill", "status", "--database", &db]);
+    assert!(
+        text(&status).contains("1 pending, 0 failed"),
+        "{}",
+        text(&status)
+    );
+    let bad = skystream(&["backfill", "retry", "--database", &db, "not-a-did"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("is not a DID"), "{}", text(&bad));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -119,6 +119,42 @@ mod behaviour {
         assert_eq!(again[0].did, jobs[0].did);
     }
 
+    /// Claiming counts as an attempt, so a repository whose read kills the process (an MST
+    /// bomb before the walk was bounded, an OOM) is not claimed after every restart for ever:
+    /// once its attempts are used up it is failed with a reason. A read stopped by a shutdown
+    /// gives its attempt back.
+    pub async fn interrupted_reads_count_and_stopped_ones_do_not(fx: &Fixture) {
+        let s = &fx.store;
+        s.enqueue_repos(&dids(1)).await.unwrap();
+        for _ in 0..5 {
+            let jobs = s.claim_repos(10, 3).await.unwrap();
+            assert_eq!(jobs.len(), 1);
+            s.finish_repo(&jobs[0].did, RepoOutcome::Stopped)
+                .await
+                .unwrap();
+        }
+        let row = s.backfill_repo("did:plc:repo0000").await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempts), (RepoStatus::Pending, 0));
+        for kill in 0..3u32 {
+            let jobs = s.claim_repos(10, 3).await.unwrap();
+            assert_eq!(jobs.len(), 1, "claim after {kill} kills");
+            assert_eq!(jobs[0].attempts, kill);
+            // The process dies mid-read; the next run puts its claim back.
+            assert_eq!(s.reset_in_progress().await.unwrap(), 1);
+        }
+        assert!(s.claim_repos(10, 3).await.unwrap().is_empty());
+        let row = s.backfill_repo("did:plc:repo0000").await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempts), (RepoStatus::Failed, 3));
+        let why = row.last_error.unwrap();
+        assert!(
+            why.contains("interrupted while being read 3 times"),
+            "{why}"
+        );
+        // `backfill retry` (a requeue) gives it a fresh start.
+        s.requeue_repo("did:plc:repo0000").await.unwrap();
+        assert_eq!(s.claim_repos(10, 3).await.unwrap().len(), 1);
+    }
+
     pub async fn run_state_values(fx: &Fixture) {
         let s = &fx.store;
         assert_eq!(s.backfill_value("list_repos_cursor").await.unwrap(), None);
@@ -164,6 +200,7 @@ macro_rules! suite {
                 enqueue_claim_finish,
                 failures_retry_until_attempts_run_out,
                 a_killed_run_is_resumed,
+                interrupted_reads_count_and_stopped_ones_do_not,
                 run_state_values,
                 one_lease_holder_at_a_time,
             );

@@ -56,8 +56,10 @@ fn repo_host_url(flag: Option<String>) -> String {
 
 pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     let store = ingest::open_store(&database(args)).await?;
-    if let Some(BackfillAction::Status) = args.action {
-        return status(&store).await;
+    match &args.action {
+        Some(BackfillAction::Status) => return status(&store).await,
+        Some(BackfillAction::Retry { dids }) => return retry(&store, dids).await,
+        None => {}
     }
     let days: i64 = match args.days {
         Some(d) => d,
@@ -198,6 +200,37 @@ pub async fn run(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn retry(store: &Store, dids: &[String]) -> anyhow::Result<ExitCode> {
+    let dids: Vec<String> = if dids.is_empty() {
+        let mut all = Vec::new();
+        // Failed rows leave the failed list as they are requeued, so page until none is left.
+        loop {
+            let page = store.failed_repos(1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in page {
+                store.requeue_repo(&r.did).await?;
+                all.push(r.did);
+            }
+        }
+        all
+    } else {
+        for did in dids {
+            if !skystream_syntax::is_valid_did(did) {
+                anyhow::bail!("{did:?} is not a DID (did:plc:… or did:web:…)");
+            }
+            store.requeue_repo(did).await?;
+        }
+        dids.to_vec()
+    };
+    println!(
+        "{} repositories queued again; the next backfill run reads them",
+        dids.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(store: &Store) -> anyhow::Result<ExitCode> {

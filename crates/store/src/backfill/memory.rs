@@ -61,6 +61,15 @@ impl BackfillStore for MemoryStore {
         max_attempts: u32,
     ) -> Result<Vec<RepoJob>, StoreError> {
         let mut s = self.backfill_state();
+        for r in s.repos.values_mut() {
+            if r.status == RepoStatus::Pending && r.attempts >= max_attempts {
+                r.status = RepoStatus::Failed;
+                r.last_error = Some(format!(
+                    "interrupted while being read {} times (the process stopped mid-read: a crash or an out-of-memory kill?); skystream backfill retry reads it again",
+                    r.attempts
+                ));
+            }
+        }
         let mut picked: Vec<String> = s
             .repos
             .values()
@@ -82,9 +91,11 @@ impl BackfillStore for MemoryStore {
             .filter_map(|did| {
                 let row = s.repos.get_mut(&did)?;
                 row.status = RepoStatus::InProgress;
+                let before = row.attempts;
+                row.attempts = row.attempts.saturating_add(1);
                 Some(RepoJob {
                     did,
-                    attempts: row.attempts,
+                    attempts: before,
                 })
             })
             .collect())
@@ -104,8 +115,13 @@ impl BackfillStore for MemoryStore {
             }
             RepoOutcome::Failed { error } => {
                 row.status = RepoStatus::Failed;
-                row.attempts = row.attempts.saturating_add(1);
                 row.last_error = Some(clip_error(&error));
+            }
+            RepoOutcome::Stopped => {
+                if row.status == RepoStatus::InProgress {
+                    row.status = RepoStatus::Pending;
+                    row.attempts = row.attempts.saturating_sub(1);
+                }
             }
         }
         Ok(())

@@ -65,11 +65,14 @@ pub enum RepoOutcome {
         /// The commit revision read.
         rev: String,
     },
-    /// Failed with this error (the attempt is counted).
+    /// Failed with this error (the attempt, counted when it was claimed, stands).
     Failed {
         /// What went wrong, for `backfill status`.
         error: String,
     },
+    /// The run stopped before the read ended (a shutdown, not the repository's fault): back
+    /// to pending, and the attempt its claim counted is given back.
+    Stopped,
 }
 
 /// One repository's row, for `backfill status`.
@@ -122,8 +125,11 @@ pub trait BackfillStore: Send + Sync {
     /// desynchronized), whatever its state, with its attempts reset.
     async fn requeue_repo(&self, did: &str) -> Result<(), StoreError>;
 
-    /// Claims up to `limit` repositories, pending ones first (by DID), then failed ones with
-    /// fewer than `max_attempts` attempts, and marks them in progress.
+    /// Claims up to `limit` repositories, pending ones first (by DID), then failed ones, with
+    /// fewer than `max_attempts` attempts, and marks them in progress. Claiming counts as an
+    /// attempt: a repository whose reads keep killing the process (memory, a crash) is not
+    /// claimed for ever; a pending one that has used up its attempts that way is marked failed
+    /// with a reason instead. [`RepoJob::attempts`] is the count before this claim.
     async fn claim_repos(
         &self,
         limit: usize,

@@ -15,15 +15,23 @@ const REQUEUE: &str =
     "INSERT INTO backfill_repos (did, status, updated_at) VALUES ($1, 'pending', $2) \
      ON CONFLICT (did) DO UPDATE SET status = 'pending', attempts = 0, last_error = NULL, \
      updated_at = excluded.updated_at";
-const CLAIM: &str = "UPDATE backfill_repos SET status = 'in_progress', updated_at = $3 \
-     WHERE did IN (SELECT did FROM backfill_repos \
-         WHERE status = 'pending' OR (status = 'failed' AND attempts < $1) \
+const EXHAUSTED: &str = "UPDATE backfill_repos SET status = 'failed', \
+     last_error = 'interrupted while being read ' || attempts || ' times (the process stopped mid-read: a crash or an out-of-memory kill?); skystream backfill retry reads it again', updated_at = $2 \
+     WHERE status = 'pending' AND attempts >= $1";
+const CLAIM: &str = "WITH picked AS (SELECT did, attempts, status = 'failed' AS retry \
+         FROM backfill_repos WHERE status IN ('pending', 'failed') AND attempts < $1 \
          ORDER BY status = 'failed', did LIMIT $2 FOR UPDATE SKIP LOCKED) \
-     RETURNING did, attempts";
+     UPDATE backfill_repos b SET status = 'in_progress', attempts = b.attempts + 1, \
+         updated_at = $3 \
+     FROM picked WHERE b.did = picked.did \
+     RETURNING b.did, picked.attempts, picked.retry";
 const DONE: &str = "UPDATE backfill_repos SET status = 'done', records = $2, rev = $3, \
      last_error = NULL, updated_at = $4 WHERE did = $1";
-const FAILED: &str = "UPDATE backfill_repos SET status = 'failed', attempts = attempts + 1, \
+const FAILED: &str = "UPDATE backfill_repos SET status = 'failed', \
      last_error = $2, updated_at = $3 WHERE did = $1";
+const STOPPED: &str = "UPDATE backfill_repos SET status = 'pending', \
+     attempts = GREATEST(attempts - 1, 0), updated_at = $2 \
+     WHERE did = $1 AND status = 'in_progress'";
 const RESET: &str = "UPDATE backfill_repos SET status = 'pending', updated_at = $1 \
      WHERE status = 'in_progress'";
 const PROGRESS: &str = "SELECT status, COUNT(*)::bigint, COALESCE(SUM(records), 0)::bigint \
@@ -85,6 +93,11 @@ impl BackfillStore for PostgresStore {
     ) -> Result<Vec<RepoJob>, StoreError> {
         let client = self.client().await?;
         let fail = |e| self.query_error("claiming repositories", &e);
+        let exhausted = client.prepare_cached(EXHAUSTED).await.map_err(fail)?;
+        client
+            .execute(&exhausted, &[&i64::from(max_attempts), &now_unix_ms()])
+            .await
+            .map_err(fail)?;
         let stmt = client.prepare_cached(CLAIM).await.map_err(fail)?;
         let rows = client
             .query(
@@ -101,16 +114,20 @@ impl BackfillStore for PostgresStore {
             .iter()
             .map(|r| {
                 let attempts: i64 = r.try_get(1)?;
-                Ok(RepoJob {
-                    did: r.try_get(0)?,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                })
+                let retry: bool = r.try_get(2)?;
+                Ok((
+                    retry,
+                    RepoJob {
+                        did: r.try_get(0)?,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    },
+                ))
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()
             .map_err(fail)?;
         // RETURNING gives no order; hand them out as the claim chose them.
-        jobs.sort_by(|a, b| (a.attempts > 0, &a.did).cmp(&(b.attempts > 0, &b.did)));
-        Ok(jobs)
+        jobs.sort_by(|a, b| (a.0, &a.1.did).cmp(&(b.0, &b.1.did)));
+        Ok(jobs.into_iter().map(|(_, j)| j).collect())
     }
 
     async fn finish_repo(&self, did: &str, outcome: RepoOutcome) -> Result<(), StoreError> {
@@ -132,6 +149,10 @@ impl BackfillStore for PostgresStore {
                     .execute(&stmt, &[&did, &clip_error(&error), &now])
                     .await
                     .map_err(fail)?;
+            }
+            RepoOutcome::Stopped => {
+                let stmt = client.prepare_cached(STOPPED).await.map_err(fail)?;
+                client.execute(&stmt, &[&did, &now]).await.map_err(fail)?;
             }
         }
         Ok(())

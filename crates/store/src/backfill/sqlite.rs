@@ -17,15 +17,20 @@ const REQUEUE: &str =
      ON CONFLICT (did) DO UPDATE SET status = 'pending', attempts = 0, last_error = NULL, \
      updated_at = excluded.updated_at";
 // `LIMIT ?N + 0`: a bare LIMIT parameter makes SQLite re-prepare the statement on every run.
+const EXHAUSTED: &str = "UPDATE backfill_repos SET status = 'failed', \
+     last_error = 'interrupted while being read ' || attempts || ' times (the process stopped mid-read: a crash or an out-of-memory kill?); skystream backfill retry reads it again', updated_at = ?2 \
+     WHERE status = 'pending' AND attempts >= ?1";
 const CLAIMABLE: &str = "SELECT did, attempts FROM backfill_repos \
-     WHERE status = 'pending' OR (status = 'failed' AND attempts < ?1) \
+     WHERE status IN ('pending', 'failed') AND attempts < ?1 \
      ORDER BY status = 'failed', did LIMIT ?2 + 0";
-const CLAIM: &str =
-    "UPDATE backfill_repos SET status = 'in_progress', updated_at = ?2 WHERE did = ?1";
+const CLAIM: &str = "UPDATE backfill_repos SET status = 'in_progress', attempts = attempts + 1, \
+     updated_at = ?2 WHERE did = ?1";
 const DONE: &str = "UPDATE backfill_repos SET status = 'done', records = ?2, rev = ?3, \
      last_error = NULL, updated_at = ?4 WHERE did = ?1";
-const FAILED: &str = "UPDATE backfill_repos SET status = 'failed', attempts = attempts + 1, \
+const FAILED: &str = "UPDATE backfill_repos SET status = 'failed', \
      last_error = ?2, updated_at = ?3 WHERE did = ?1";
+const STOPPED: &str = "UPDATE backfill_repos SET status = 'pending', \
+     attempts = MAX(attempts - 1, 0), updated_at = ?2 WHERE did = ?1 AND status = 'in_progress'";
 const RESET: &str = "UPDATE backfill_repos SET status = 'pending', updated_at = ?1 \
      WHERE status = 'in_progress'";
 const PROGRESS: &str = "SELECT status, COUNT(*), COALESCE(SUM(records), 0) FROM backfill_repos \
@@ -113,6 +118,9 @@ impl BackfillStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(fail)?;
+            tx.prepare_cached(EXHAUSTED)
+                .and_then(|mut s| s.execute(params![max_attempts, now]))
+                .map_err(fail)?;
             let jobs: Vec<(String, i64)> = tx
                 .prepare_cached(CLAIMABLE)
                 .and_then(|mut s| {
@@ -155,6 +163,10 @@ impl BackfillStore for SqliteStore {
                 RepoOutcome::Failed { error } => conn
                     .prepare_cached(FAILED)
                     .and_then(|mut s| s.execute(params![did, clip_error(&error), now]))
+                    .map_err(fail)?,
+                RepoOutcome::Stopped => conn
+                    .prepare_cached(STOPPED)
+                    .and_then(|mut s| s.execute(params![did, now]))
                     .map_err(fail)?,
             };
             Ok(())
