@@ -21,6 +21,10 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5 * 60);
 /// How many DIDs the cache holds at most, unless configured.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
+/// How many bytes of documents the cache holds at most, unless configured: documents come from
+/// the network (a did:web host can serve 64 KiB of aliases), so entries alone do not bound it.
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
 /// Settings for a [`CachingResolver`].
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
@@ -33,6 +37,9 @@ pub struct CacheConfig {
     /// The most entries held; beyond it the least useful are evicted (moka's TinyLFU policy).
     /// Default [`DEFAULT_MAX_ENTRIES`].
     pub max_entries: u64,
+    /// The most bytes of documents held (each entry weighed by its strings); beyond it the
+    /// least useful are evicted. Default [`DEFAULT_MAX_BYTES`].
+    pub max_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -41,6 +48,7 @@ impl Default for CacheConfig {
             hit_ttl: DEFAULT_HIT_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -53,6 +61,38 @@ enum Cached {
 }
 
 impl Cached {
+    /// About how many bytes the entry holds: its strings, plus a fixed overhead.
+    fn weight(&self, did: &str) -> u32 {
+        const OVERHEAD: usize = 128;
+        let doc = match self {
+            Cached::Found(d) => {
+                d.id.len()
+                    + d.also_known_as.iter().map(String::len).sum::<usize>()
+                    + d.verification_method
+                        .iter()
+                        .map(|m| {
+                            m.id.len()
+                                + m.kind.len()
+                                + m.controller.as_ref().map_or(0, String::len)
+                                + m.public_key_multibase.as_ref().map_or(0, String::len)
+                                + OVERHEAD
+                        })
+                        .sum::<usize>()
+                    + d.service
+                        .iter()
+                        .map(|s| {
+                            s.id.len()
+                                + s.kind.len()
+                                + s.service_endpoint.to_string().len()
+                                + OVERHEAD
+                        })
+                        .sum::<usize>()
+            }
+            Cached::Failed(e) => e.to_string().len(),
+        };
+        u32::try_from(did.len() + doc + OVERHEAD).unwrap_or(u32::MAX)
+    }
+
     fn into_result(self) -> Result<Arc<DidDocument>, ResolveError> {
         match self {
             Cached::Found(doc) => Ok(doc),
@@ -106,8 +146,12 @@ impl<R: Resolver> CachingResolver<R> {
 
     /// Wraps `inner` with the given cache settings.
     pub fn with_config(inner: R, config: CacheConfig) -> Self {
+        // moka bounds one measure; weigh by bytes and let the entry cap come from the same
+        // budget: an entry never weighs less than the bytes budget divided by max_entries.
+        let floor = u32::try_from(config.max_bytes / config.max_entries.max(1)).unwrap_or(u32::MAX);
         let cache = moka::sync::Cache::builder()
-            .max_capacity(config.max_entries)
+            .max_capacity(config.max_bytes)
+            .weigher(move |did: &String, v: &Cached| v.weight(did).max(floor))
             .expire_after(TtlByOutcome {
                 hit: config.hit_ttl,
                 negative: config.negative_ttl,
@@ -384,5 +428,29 @@ mod tests {
             cache.resolve(did).await.expect("doc");
         }
         assert!(cache.entry_count() <= 10, "{}", cache.entry_count());
+    }
+
+    /// Documents come from the network: a host serving 60 KiB of aliases per DID must not make
+    /// a cache of many entries hold gigabytes. Entries are weighed by their bytes.
+    #[tokio::test]
+    async fn bytes_are_bounded_not_only_entries() {
+        let inner = Scripted::default();
+        let long = format!("{}.test", "a".repeat(60 * 1024));
+        let dids: Vec<String> = (0..100).map(|i| format!("did:web:big{i}.test")).collect();
+        for did in &dids {
+            inner.set(did, Some(&long));
+        }
+        let cache = CachingResolver::with_config(
+            inner,
+            CacheConfig {
+                max_bytes: 1 << 20,
+                ..CacheConfig::default()
+            },
+        );
+        for did in &dids {
+            cache.resolve(did).await.expect("doc");
+        }
+        let n = cache.entry_count();
+        assert!(n <= 17, "{n} documents of 60 KiB in a 1 MiB cache");
     }
 }

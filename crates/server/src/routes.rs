@@ -246,6 +246,37 @@ async fn skeleton_inner(
     Ok((feed.id, body))
 }
 
+/// Longest interaction `item` kept (an AT-URI; the spec caps those at 8 KB).
+const MAX_INTERACTION_ITEM: usize = 8 * 1024;
+/// Longest interaction `event` kept (the known ones are under 40 bytes).
+const MAX_INTERACTION_EVENT: usize = 256;
+
+/// The interaction events `app.bsky.feed.defs` names (its `interaction.event` known values).
+const INTERACTION_EVENTS: &[&str] = &[
+    "app.bsky.feed.defs#requestLess",
+    "app.bsky.feed.defs#requestMore",
+    "app.bsky.feed.defs#clickthroughItem",
+    "app.bsky.feed.defs#clickthroughAuthor",
+    "app.bsky.feed.defs#clickthroughReposter",
+    "app.bsky.feed.defs#clickthroughEmbed",
+    "app.bsky.feed.defs#interactionSeen",
+    "app.bsky.feed.defs#interactionLike",
+    "app.bsky.feed.defs#interactionRepost",
+    "app.bsky.feed.defs#interactionReply",
+    "app.bsky.feed.defs#interactionQuote",
+    "app.bsky.feed.defs#interactionShare",
+];
+
+/// The metric label for a client's `event`: one of the lexicon's known values, else `other`,
+/// so no client can mint metric series (each one costs memory and every console poll).
+fn interaction_label(event: &str) -> &'static str {
+    INTERACTION_EVENTS
+        .iter()
+        .find(|known| **known == event)
+        .copied()
+        .unwrap_or("other")
+}
+
 async fn interactions(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -272,9 +303,12 @@ async fn interactions(
             let (Some(item), Some(event)) = (s("item"), s("event")) else {
                 return Err(XrpcError::invalid("each interaction needs item and event"));
             };
+            if item.len() > MAX_INTERACTION_ITEM || event.len() > MAX_INTERACTION_EVENT {
+                return Err(XrpcError::invalid("an interaction's item or event is too long"));
+            }
             let context = s("feedContext");
             let feed = context.as_deref().filter(|c| catalog.get(c).is_some()).map(str::to_owned);
-            metrics::counter!("skystream_interactions_total", "feed" => feed.clone().unwrap_or_else(|| "-".into()), "event" => event.clone()).increment(1);
+            metrics::counter!("skystream_interactions_total", "feed" => feed.clone().unwrap_or_else(|| "-".into()), "event" => interaction_label(&event)).increment(1);
             writes.push(FeedWrite::Interaction {
                 feed,
                 requester: requester.clone(),
@@ -316,5 +350,23 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     match &st.metrics {
         Some(render) => ([("content-type", "text/plain; version=0.0.4")], render()).into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod interaction_label_tests {
+    use super::*;
+
+    #[test]
+    fn client_event_strings_cannot_mint_metric_series() {
+        let labels: std::collections::BTreeSet<&str> = (0..10_000)
+            .map(|i| format!("app.bsky.feed.defs#made-up-{i}"))
+            .map(|e| interaction_label(&e))
+            .collect();
+        assert_eq!(labels, ["other"].into_iter().collect());
+        assert_eq!(
+            interaction_label("app.bsky.feed.defs#interactionLike"),
+            "app.bsky.feed.defs#interactionLike"
+        );
     }
 }
